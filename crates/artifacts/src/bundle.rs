@@ -1,0 +1,114 @@
+//! Capturing a plan bundle: one planning of a view, kept whole.
+
+use std::sync::Arc;
+
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+use datafusion_substrait::logical_plan::producer::to_substrait_plan;
+use dfpipe_plan_walk::Lineage;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+use crate::{ArtifactError, Result};
+
+/// What to do when a plan has no Substrait form.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubstraitMode {
+    /// Fail, naming the view and the unsupported node.
+    #[default]
+    Strict,
+    /// Record why, and fingerprint the optimized plan's text instead.
+    Fallback,
+}
+
+/// Everything one planning of a view produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanBundle {
+    /// The view.
+    pub view: String,
+    /// The logical plan as written, indented.
+    pub logical: String,
+    /// The optimized logical plan, indented.
+    pub optimized: String,
+    /// The physical plan, with partition counts and sort requirements.
+    pub physical: String,
+    /// What the plan reads and calls.
+    pub lineage: Lineage,
+    /// Substrait bytes of the optimized plan, with the producer version cleared.
+    #[serde(with = "serde_bytes_compat")]
+    pub substrait: Vec<u8>,
+    /// Why there are no Substrait bytes, under `substrait = "fallback"`.
+    pub substrait_fallback: Option<String>,
+}
+
+/// The products of planning one view: its bundle, and the plans to execute.
+pub struct Captured {
+    /// The bundle.
+    pub bundle: PlanBundle,
+    /// The optimized logical plan.
+    pub optimized: LogicalPlan,
+    /// The physical plan, built from `optimized` without optimizing again.
+    pub physical: Arc<dyn ExecutionPlan>,
+}
+
+/// Optimizes and physically plans `logical` once, and captures the bundle of view `view`.
+pub async fn capture(view: &str, logical: &LogicalPlan, state: &SessionState, mode: SubstraitMode) -> Result<Captured> {
+    let dferr = |source| ArtifactError::DataFusion { view: view.to_owned(), source };
+    let optimized = state.optimize(logical).map_err(dferr)?;
+    // Scans are read from the optimized plan, where projections and filters are pushed into
+    // them; dependencies also count relations the optimizer proved empty and removed.
+    let mut lineage = Lineage::of(&optimized).map_err(dferr)?;
+    for relation in Lineage::of(logical).map_err(dferr)?.depends_on {
+        if !lineage.depends_on.contains(&relation) {
+            lineage.depends_on.push(relation);
+        }
+    }
+    lineage.depends_on.sort();
+    let physical = state.query_planner().create_physical_plan(&optimized, state).await.map_err(dferr)?;
+    let (substrait, substrait_fallback) = match to_substrait_plan(&optimized, state) {
+        Ok(mut plan) => {
+            plan.version = None;
+            (plan.encode_to_vec(), None)
+        }
+        Err(e) if mode == SubstraitMode::Fallback => (Vec::new(), Some(e.strip_backtrace())),
+        Err(e) => return Err(ArtifactError::Substrait { view: view.to_owned(), message: e.strip_backtrace() }),
+    };
+    let bundle = PlanBundle {
+        view: view.to_owned(),
+        logical: logical.display_indent_schema().to_string(),
+        optimized: optimized.display_indent().to_string(),
+        physical: displayable(physical.as_ref()).indent(true).to_string(),
+        lineage,
+        substrait,
+        substrait_fallback,
+    };
+    Ok(Captured { bundle, optimized, physical })
+}
+
+/// Serializes bytes as a msgpack binary rather than an array of integers.
+mod serde_bytes_compat {
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_bytes(Bytes)
+    }
+}

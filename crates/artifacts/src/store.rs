@@ -1,0 +1,237 @@
+//! The artifact store under `<pipeline>/.dfpipe/`: bundles by fingerprint, and run records.
+//!
+//! Every file is an rmp-serde envelope `{schema_version, kind, payload}`, written atomically
+//! (temporary file, fsync, rename). A file that does not decode, or that a newer dfpipe
+//! wrote, is an error naming the file; it is never silently used or overwritten.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{ArtifactError, Fingerprint, PlanBundle, Result};
+
+/// The version of the store's file format that this dfpipe writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What one run did, written when the run ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id: sortable by start time.
+    pub run_id: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    /// Every view of the pipeline, in name order.
+    pub views: Vec<ViewRecord>,
+}
+
+/// What a run did with one view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ViewRecord {
+    /// The view.
+    pub name: String,
+    /// Its fingerprint in this run.
+    pub fingerprint: Fingerprint,
+    /// `succeeded`, `skipped`, `failed` or `upstream_failed`.
+    pub status: String,
+    /// Why, for anything but `succeeded`.
+    pub reason: Option<String>,
+    /// Rows written, for a materialized view that ran.
+    pub rows: Option<u64>,
+    /// Wall time in milliseconds, for a view that ran.
+    pub duration_ms: Option<u64>,
+    /// Measured figures (bytes written, files, ...), by name.
+    pub metrics: BTreeMap<String, u64>,
+}
+
+impl ViewRecord {
+    /// Whether this record leaves the view's output current at `fingerprint`: it ran and
+    /// succeeded, or was skipped because nothing had changed.
+    pub fn is_current(&self) -> bool {
+        self.status == "succeeded" || (self.status == "skipped" && self.reason.as_deref() == Some(UNCHANGED))
+    }
+}
+
+/// The reason recorded for views skipped because their fingerprint did not change.
+pub const UNCHANGED: &str = "fingerprint unchanged";
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    schema_version: u32,
+    kind: String,
+    payload: T,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    schema_version: u32,
+    kind: String,
+}
+
+/// The artifact store of one pipeline.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`, usually `<pipeline>/.dfpipe`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in ["bundles", "runs"] {
+            let path = root.join(dir);
+            std::fs::create_dir_all(&path).map_err(|source| ArtifactError::Io { action: "cannot create", path, source })?;
+        }
+        Ok(Self { root })
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Saves a bundle under its fingerprint.
+    pub fn put_bundle(&self, fingerprint: &Fingerprint, bundle: &PlanBundle) -> Result<PathBuf> {
+        let path = self.root.join("bundles").join(format!("{fingerprint}.msgpack"));
+        write_atomic(&path, "bundle", bundle)?;
+        Ok(path)
+    }
+
+    /// Loads the bundle saved under `fingerprint`, if any.
+    pub fn bundle(&self, fingerprint: &Fingerprint) -> Result<Option<PlanBundle>> {
+        let path = self.root.join("bundles").join(format!("{fingerprint}.msgpack"));
+        if !path.exists() {
+            return Ok(None);
+        }
+        read(&path, "bundle").map(Some)
+    }
+
+    /// Saves a run record.
+    pub fn put_run(&self, run: &RunRecord) -> Result<PathBuf> {
+        let path = self.root.join("runs").join(format!("{}.msgpack", run.run_id));
+        write_atomic(&path, "run", run)?;
+        Ok(path)
+    }
+
+    /// The ids of all recorded runs, oldest first.
+    pub fn run_ids(&self) -> Result<Vec<String>> {
+        let dir = self.root.join("runs");
+        let entries = std::fs::read_dir(&dir).map_err(|source| ArtifactError::Io { action: "cannot list", path: dir, source })?;
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".msgpack")).map(str::to_owned))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The run record with this id.
+    pub fn run(&self, run_id: &str) -> Result<RunRecord> {
+        read(&self.root.join("runs").join(format!("{run_id}.msgpack")), "run")
+    }
+
+    /// The most recent run record, if any.
+    pub fn latest_run(&self) -> Result<Option<RunRecord>> {
+        match self.run_ids()?.last() {
+            Some(id) => self.run(id).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Writes `payload` to `path` atomically: a temporary file in the same directory, fsync,
+/// then rename over `path`.
+fn write_atomic<T: Serialize>(path: &Path, kind: &str, payload: &T) -> Result<()> {
+    let envelope = Envelope { schema_version: SCHEMA_VERSION, kind: kind.to_owned(), payload };
+    let bytes = rmp_serde::to_vec_named(&envelope).map_err(|e| ArtifactError::Corrupt {
+        path: path.to_owned(),
+        message: format!("cannot encode: {e}"),
+    })?;
+    let io = |action: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| ArtifactError::Io { action, path, source }
+    };
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp).map_err(io("cannot create", &tmp))?;
+    file.write_all(&bytes).map_err(io("cannot write", &tmp))?;
+    file.sync_all().map_err(io("cannot sync", &tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io("cannot rename into place", path))?;
+    if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+fn read<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
+    let corrupt = |message: String| ArtifactError::Corrupt { path: path.to_owned(), message };
+    let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io { action: "cannot read", path: path.to_owned(), source })?;
+    let header: Header = rmp_serde::from_slice(&bytes)
+        .map_err(|e| corrupt(format!("not a dfpipe store file ({e}); delete it, or the whole .dfpipe directory, to start afresh")))?;
+    if header.schema_version > SCHEMA_VERSION {
+        return Err(corrupt(format!(
+            "written by a newer dfpipe (schema version {}, this one reads up to {SCHEMA_VERSION}); upgrade dfpipe",
+            header.schema_version
+        )));
+    }
+    if header.kind != kind {
+        return Err(corrupt(format!("holds a {} where a {kind} was expected", header.kind)));
+    }
+    let envelope: Envelope<T> = rmp_serde::from_slice(&bytes)
+        .map_err(|e| corrupt(format!("cannot decode ({e}); delete it, or the whole .dfpipe directory, to start afresh")))?;
+    Ok(envelope.payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> RunRecord {
+        RunRecord {
+            run_id: "00000000000000000001".to_owned(),
+            status: "succeeded".to_owned(),
+            views: vec![ViewRecord {
+                name: "q01".to_owned(),
+                fingerprint: Fingerprint("ab".repeat(16)),
+                status: "succeeded".to_owned(),
+                rows: Some(4),
+                ..ViewRecord::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn runs_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.put_run(&record()).unwrap();
+        assert_eq!(store.latest_run().unwrap(), Some(record()));
+    }
+
+    #[test]
+    fn truncated_and_garbage_files_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let path = store.put_run(&record()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let message = store.latest_run().unwrap_err().to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("delete it"), "{message}");
+        std::fs::write(&path, b"not msgpack at all").unwrap();
+        assert!(matches!(store.latest_run(), Err(ArtifactError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn files_from_a_newer_version_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let path = store.root().join("runs").join("00000000000000000002.msgpack");
+        let future = Envelope { schema_version: SCHEMA_VERSION + 1, kind: "run".to_owned(), payload: record() };
+        std::fs::write(&path, rmp_serde::to_vec_named(&future).unwrap()).unwrap();
+        let message = store.latest_run().unwrap_err().to_string();
+        assert!(message.contains("newer dfpipe"), "{message}");
+    }
+}

@@ -1,0 +1,274 @@
+//! The `dfpipe` command line: plan-first pipelines of views on DataFusion.
+
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use dfpipe_engine::{EngineError, Event, Pipeline, RunOptions, tpch};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// dfpipe runs pipelines of SQL views on Apache DataFusion, plan first: every view is planned,
+/// fingerprinted and scheduled before anything executes.
+#[derive(Debug, Parser)]
+#[command(name = "dfpipe", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Plan every view, then execute those whose fingerprint changed, and commit their outputs.
+    Run {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Execute every view, changed or not.
+        #[arg(long)]
+        full: bool,
+        /// Execute only these views (repeat the flag or separate with commas).
+        #[arg(long, value_name = "VIEW", value_delimiter = ',', num_args = 1..)]
+        select: Vec<String>,
+        /// How many views execute at once.
+        #[arg(long, value_name = "N", default_value_t = default_workers())]
+        workers: usize,
+        /// Print one JSON document on stdout instead of the summary table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Plan every view and execute nothing: the DAG, fingerprints, what would run, and the
+    /// predicted schedule.
+    Plan {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// How many workers the predicted schedule uses.
+        #[arg(long, value_name = "N", default_value_t = default_workers())]
+        workers: usize,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show which relations, columns and functions each view reads, from its plan.
+    Lineage {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Show only this view.
+        #[arg(long, value_name = "VIEW")]
+        view: Option<String>,
+        /// Output format: text, json, or dot for Graphviz.
+        #[arg(long, value_enum, default_value_t = LineageFormat::Text)]
+        format: LineageFormat,
+    },
+    /// Show one view's captured plan.
+    Explain {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// The view to explain.
+        #[arg(long, value_name = "VIEW")]
+        view: String,
+        /// Which form of the plan to show.
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Optimized)]
+        format: ExplainFormat,
+    },
+    /// Check the declared contracts (keys, not-null, foreign keys) on the sources.
+    Check {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Sample rows reported per violated constraint.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        samples: usize,
+    },
+    /// Generate data sets.
+    Gen {
+        #[command(subcommand)]
+        what: GenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GenCommand {
+    /// Write the eight TPC-H tables as parquet, one directory per table.
+    Tpch {
+        /// TPC-H scale factor: 1 is about 6 million lineitem rows.
+        #[arg(long, value_name = "F")]
+        scale_factor: f64,
+        /// The directory to write `<table>/part-N.parquet` under.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PipelineArgs {
+    /// The pipeline directory, holding dfpipe.toml and views/. Without it, the built-in
+    /// TPC-H demo is used.
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Scale factor of the built-in demo's generated data (ignored with DIR).
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    scale_factor: f64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LineageFormat {
+    Text,
+    Json,
+    Dot,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExplainFormat {
+    /// The logical plan as written.
+    Logical,
+    /// The optimized logical plan.
+    Optimized,
+    /// The physical plan.
+    Physical,
+    /// The Substrait plan bytes, hex encoded.
+    Substrait,
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let json = matches!(cli.command, Command::Run { json: true, .. } | Command::Plan { json: true, .. } | Command::Check { json: true, .. })
+        || matches!(cli.command, Command::Lineage { format: LineageFormat::Json, .. });
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(execute(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            output::error(&error, json);
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn execute(command: Command) -> Result<ExitCode, EngineError> {
+    match command {
+        Command::Run { pipeline, full, select, workers, json } => {
+            let pipeline = load(&pipeline)?;
+            let planned = pipeline.plan(&RunOptions { full, select, workers }).await?;
+            let bar = progress_bar(json);
+            let shown = bar.clone();
+            let report = planned
+                .run(Arc::new(move |event| {
+                    if let Some(bar) = &shown {
+                        match event {
+                            Event::Started { total } => bar.set_length(total as u64),
+                            Event::ViewStarted { view } => bar.set_message(view),
+                            Event::ViewFinished { .. } => bar.inc(1),
+                        }
+                    }
+                }))
+                .await?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            output::run(&report, json);
+            Ok(if report.status == "succeeded" { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Plan { pipeline, workers, json } => {
+            let planned = load(&pipeline)?.plan(&RunOptions { workers, ..RunOptions::default() }).await?;
+            output::plan(&planned.report()?, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lineage { pipeline, view, format } => {
+            let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, ..RunOptions::default() }).await?;
+            let mut report = planned.lineage();
+            if let Some(view) = view {
+                check_view(&planned.view_names(), &view)?;
+                report.views.retain(|v| v.name == view);
+            }
+            match format {
+                LineageFormat::Text => output::lineage_text(&report),
+                LineageFormat::Json => output::json(&report),
+                LineageFormat::Dot => output::lineage_dot(&report),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { pipeline, view, format } => {
+            let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, ..RunOptions::default() }).await?;
+            check_view(&planned.view_names(), &view)?;
+            let Some(bundle) = planned.bundle(&view) else { return Ok(ExitCode::from(2)) };
+            let text = match format {
+                ExplainFormat::Logical => bundle.logical.clone(),
+                ExplainFormat::Optimized => bundle.optimized.clone(),
+                ExplainFormat::Physical => bundle.physical.clone(),
+                ExplainFormat::Substrait => match &bundle.substrait_fallback {
+                    Some(reason) => format!("no Substrait plan: {reason}"),
+                    None => bundle.substrait.iter().map(|b| format!("{b:02x}")).collect(),
+                },
+            };
+            println!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { pipeline, json, samples } => {
+            let pipeline = load(&pipeline)?;
+            let report = pipeline.check(samples).await?;
+            output::check(&report, json);
+            Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Gen { what: GenCommand::Tpch { scale_factor, out } } => {
+            let rows = tpch::generate(scale_factor, &out, default_workers())?;
+            for (table, n) in rows {
+                println!("{table:<10} {n:>12} rows  {}", out.join(table).display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads the pipeline in `args.dir`, or prepares the built-in demo.
+fn load(args: &PipelineArgs) -> Result<Pipeline, EngineError> {
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let base = std::env::var_os("DFPIPE_DEMO_DIR").map_or_else(|| std::env::temp_dir().join("dfpipe-demo"), PathBuf::from);
+            let dir = base.join(format!("sf-{}", args.scale_factor));
+            tracing::info!(dir = %dir.display(), "preparing the built-in TPC-H demo");
+            tpch::prepare_demo(&dir, args.scale_factor)?
+        }
+    };
+    Pipeline::load(dir)
+}
+
+fn check_view(names: &[&str], view: &str) -> Result<(), EngineError> {
+    if names.contains(&view) {
+        return Ok(());
+    }
+    Err(EngineError::Spec {
+        file: PathBuf::from("--view"),
+        message: format!("no view named `{view}`; the views are: {}", names.join(", ")),
+    })
+}
+
+fn progress_bar(json: bool) -> Option<ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {pos}/{len} views  {msg}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}

@@ -1,0 +1,481 @@
+//! Loading a pipeline and planning it: sources, views, lineage, fingerprints, decisions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::common::ScalarValue;
+use datafusion::datasource::file_format::options::{ArrowReadOptions, JsonReadOptions};
+use datafusion::logical_expr::{Expr, Partitioning, SortExpr};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{
+    CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext,
+};
+use dfpipe_artifacts::{Fingerprint, FingerprintInputs, PlanBundle, RunRecord, Store, capture};
+use dfpipe_scheduler::{Schedule, TaskGraph};
+use dfpipe_views::{SqlView, register_lazy};
+
+use crate::report::{LineageReport, PlanReport, ScheduleReport, ViewLineage, ViewPlanReport};
+use crate::spec::{Materialize, PipelineSpec, SourceFormat, ViewSpec};
+use crate::{EngineError, Result};
+
+/// The cost given to a view never measured, in milliseconds.
+pub(crate) const DEFAULT_COST_MS: u64 = 1000;
+
+/// A pipeline directory, loaded and checked but not planned.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    dir: PathBuf,
+    spec: PipelineSpec,
+}
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run every selected view, changed or not.
+    pub full: bool,
+    /// Run only these views (all when empty).
+    pub select: Vec<String>,
+    /// How many views run at once (at least 1).
+    pub workers: usize,
+}
+
+/// One view, planned once.
+pub(crate) struct PlannedView {
+    pub(crate) name: String,
+    pub(crate) spec: ViewSpec,
+    pub(crate) bundle: PlanBundle,
+    pub(crate) physical: Arc<dyn ExecutionPlan>,
+    pub(crate) fingerprint: Fingerprint,
+    /// The views (not sources) it reads, from its lineage.
+    pub(crate) depends_on: Vec<String>,
+    pub(crate) will_run: bool,
+    pub(crate) reason: String,
+    pub(crate) cost_ms: u64,
+    pub(crate) cost_source: &'static str,
+}
+
+/// A pipeline with every view planned, and the decision of what runs.
+pub struct Planned {
+    pub(crate) dir: PathBuf,
+    pub(crate) spec: PipelineSpec,
+    pub(crate) ctx: SessionContext,
+    pub(crate) store: Store,
+    /// Indexed like the tasks of `graph`.
+    pub(crate) views: Vec<PlannedView>,
+    pub(crate) graph: TaskGraph<()>,
+    pub(crate) workers: usize,
+}
+
+impl Pipeline {
+    /// Reads `<dir>/dfpipe.toml` and checks that every view named in it has a SQL file.
+    pub fn load(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        let spec = PipelineSpec::load(&dir)?;
+        for name in spec.views.keys() {
+            let file = dir.join("views").join(format!("{name}.sql"));
+            if !file.is_file() {
+                return Err(EngineError::Spec {
+                    file: dir.join(crate::SPEC_FILE),
+                    message: format!("[views.{name}] has no SQL file; create {}", file.display()),
+                });
+            }
+        }
+        Ok(Self { dir, spec })
+    }
+
+    /// The pipeline directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The parsed spec.
+    pub fn spec(&self) -> &PipelineSpec {
+        &self.spec
+    }
+
+    /// The directory materialized views are written to.
+    pub fn output_dir(&self) -> PathBuf {
+        self.dir.join(&self.spec.pipeline.output_dir)
+    }
+
+    /// A session with the profile applied, every source registered and every contract
+    /// validated. Returns the source fingerprints by name.
+    pub async fn session(&self) -> Result<(SessionContext, BTreeMap<String, Fingerprint>)> {
+        let ctx = self.spec.profile.session()?;
+        let mut fingerprints = BTreeMap::new();
+        for (name, source) in &self.spec.sources {
+            let fail = |message: String| EngineError::Source { name: name.clone(), message };
+            let local = !source.path.contains("://");
+            let path = if local { self.dir.join(&source.path).to_string_lossy().into_owned() } else { source.path.clone() };
+            if local {
+                let base = glob_base(Path::new(&path));
+                if !base.exists() {
+                    return Err(fail(format!(
+                        "{} does not exist; check `path` under [sources.{name}] in {}",
+                        base.display(),
+                        crate::SPEC_FILE
+                    )));
+                }
+                fingerprints.insert(name.clone(), Fingerprint::of_files(&list_files(&base)));
+            }
+            let registered = match source.format {
+                SourceFormat::Parquet => ctx.register_parquet(name, &path, ParquetReadOptions::default()).await,
+                SourceFormat::Csv => ctx.register_csv(name, &path, CsvReadOptions::default()).await,
+                SourceFormat::Json => ctx.register_json(name, &path, JsonReadOptions::default()).await,
+                SourceFormat::Arrow => ctx.register_arrow(name, &path, ArrowReadOptions::default()).await,
+            };
+            registered.map_err(|e| fail(e.strip_backtrace()))?;
+        }
+        Ok((ctx, fingerprints))
+    }
+
+    /// Checks every contract: on sources, and on the committed outputs of materialized
+    /// views. Up to `samples` violating rows are reported per constraint.
+    pub async fn check(&self, samples: usize) -> Result<dfpipe_contract::CheckReport> {
+        let (ctx, _) = self.session().await?;
+        for (name, view) in &self.spec.views {
+            let output = self.output_dir().join(name);
+            if view.materialize == Materialize::Parquet && output.exists() && self.spec.contracts.contains_key(name) {
+                ctx.register_parquet(name, output.to_string_lossy().as_ref(), ParquetReadOptions::default())
+                    .await?;
+            }
+        }
+        let contracts: Vec<_> = self.spec.contracts.values().cloned().collect();
+        for contract in &contracts {
+            contract.validate(&ctx).await?;
+        }
+        Ok(dfpipe_contract::check(&ctx, &contracts, samples).await?)
+    }
+
+    /// Plans every view once, derives the DAG and fingerprints from the plans, and decides
+    /// what `run` would execute.
+    pub async fn plan(&self, options: &RunOptions) -> Result<Planned> {
+        let (ctx, source_fingerprints) = self.session().await?;
+        let views = self.sql_views(&ctx)?;
+        for contract in self.spec.contracts.values() {
+            // Contracts on views are validated once the views are registered, below.
+            if self.spec.sources.contains_key(&contract.relation) {
+                contract.validate(&ctx).await?;
+            }
+        }
+        let names: BTreeSet<&str> = views.iter().map(SqlView::name).collect();
+        for selected in &options.select {
+            if !names.contains(selected.as_str()) {
+                return Err(EngineError::Spec {
+                    file: self.dir.join(crate::SPEC_FILE),
+                    message: format!("--select names `{selected}`, which is not a view of this pipeline"),
+                });
+            }
+        }
+
+        // Planning order: a view is planned after the views its SQL names. Only the order
+        // comes from the SQL; the dependencies proper come from the plans below.
+        let mut order_graph = TaskGraph::new();
+        for view in &views {
+            order_graph.add_task(view.name(), ());
+        }
+        for (id, view) in views.iter().enumerate() {
+            for reference in view.references() {
+                if let Some(dep) = order_graph.find(reference) {
+                    order_graph.add_dependency(dep, id)?;
+                }
+            }
+        }
+        let order = order_graph.topological_order()?;
+
+        let store = Store::open(self.dir.join(".dfpipe"))?;
+        let last_run = store.latest_run()?;
+        let state_settings = self.spec.profile.settings();
+        let mut planned: Vec<PlannedView> = Vec::with_capacity(views.len());
+        let mut fingerprints: BTreeMap<String, Fingerprint> = source_fingerprints;
+        for id in order {
+            let view = &views[id];
+            let spec = self.spec.views.get(view.name()).cloned().unwrap_or_default();
+            let df = view.plan(&ctx).await?;
+            register_lazy(&ctx, view.name(), df.clone())?;
+            let output = shape_output(df, &spec, &ctx, view.name())?;
+            let captured = capture(view.name(), output.logical_plan(), &ctx.state(), self.spec.profile.substrait).await?;
+            let lineage = &captured.bundle.lineage;
+            let upstream: BTreeMap<String, Fingerprint> = lineage
+                .depends_on
+                .iter()
+                .filter_map(|r| fingerprints.get(r).map(|f| (r.clone(), f.clone())))
+                .collect();
+            let mut settings = state_settings.clone();
+            settings.insert("dfpipe.materialize".to_owned(), format!("{:?}", spec.materialize));
+            settings.insert("dfpipe.partition_by".to_owned(), spec.partition_by.join(","));
+            if spec.materialize == Materialize::Parquet {
+                for (key, value) in self.spec.profile.parquet_options() {
+                    settings.insert(format!("format.{key}"), value);
+                }
+            }
+            let basis = match &captured.bundle.substrait_fallback {
+                None => captured.bundle.substrait.clone(),
+                Some(_) => captured.bundle.optimized.clone().into_bytes(),
+            };
+            let fingerprint = Fingerprint::of(&FingerprintInputs { plan: &basis, settings: &settings, upstream: &upstream });
+            fingerprints.insert(view.name().to_owned(), fingerprint.clone());
+            let depends_on = lineage.depends_on.iter().filter(|r| names.contains(r.as_str())).cloned().collect();
+            planned.push(PlannedView {
+                name: view.name().to_owned(),
+                spec,
+                physical: captured.physical,
+                bundle: captured.bundle,
+                fingerprint,
+                depends_on,
+                will_run: false,
+                reason: String::new(),
+                cost_ms: DEFAULT_COST_MS,
+                cost_source: "default",
+            });
+        }
+        for contract in self.spec.contracts.values() {
+            if !self.spec.sources.contains_key(&contract.relation) {
+                contract.validate(&ctx).await?;
+            }
+        }
+        planned.sort_by(|a, b| a.name.cmp(&b.name));
+
+        // The DAG, from lineage alone.
+        let mut graph = TaskGraph::new();
+        for view in &planned {
+            graph.add_task(&view.name, ());
+        }
+        for (id, view) in planned.iter().enumerate() {
+            for dep in &view.depends_on {
+                if let Some(dep) = graph.find(dep) {
+                    graph.add_dependency(dep, id)?;
+                }
+            }
+        }
+        graph.topological_order()?;
+
+        let output_dir = self.output_dir();
+        for view in &mut planned {
+            decide(view, last_run.as_ref(), options, &output_dir);
+        }
+        Ok(Planned {
+            dir: self.dir.clone(),
+            spec: self.spec.clone(),
+            ctx,
+            store,
+            views: planned,
+            graph,
+            workers: options.workers.max(1),
+        })
+    }
+
+    /// Every `views/*.sql` file, parsed under the safe SQL policy, in name order.
+    fn sql_views(&self, ctx: &SessionContext) -> Result<Vec<SqlView>> {
+        let dir = self.dir.join("views");
+        let io = |source| EngineError::Io { action: "cannot list views in", path: dir.clone(), source };
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(io)?
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(e)),
+        };
+        files.sort();
+        let state = ctx.state();
+        files
+            .iter()
+            .map(|file| {
+                let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+                let params = self.spec.views.get(name).map(|v| scalar_params(&v.params)).unwrap_or_default();
+                Ok(SqlView::from_file(name, file, &state)?.with_params(params))
+            })
+            .collect()
+    }
+}
+
+/// Applies a view's output options (`repartition_by`, `sort_by`) to its plan.
+fn shape_output(df: DataFrame, spec: &ViewSpec, ctx: &SessionContext, view: &str) -> Result<DataFrame> {
+    let mut df = df;
+    let invalid = |what: &str, e: datafusion::error::DataFusionError| EngineError::Spec {
+        file: crate::SPEC_FILE.into(),
+        message: format!("[views.{view}] {what}: {}", e.strip_backtrace()),
+    };
+    if !spec.repartition_by.is_empty() {
+        let exprs = spec
+            .repartition_by
+            .iter()
+            .map(|c| df.parse_sql_expr(c))
+            .collect::<datafusion::error::Result<Vec<Expr>>>()
+            .map_err(|e| invalid("repartition_by", e))?;
+        let partitions = ctx.state().config().target_partitions();
+        df = df.repartition(Partitioning::Hash(exprs, partitions)).map_err(|e| invalid("repartition_by", e))?;
+    }
+    if !spec.sort_by.is_empty() {
+        let mut sorts = Vec::new();
+        for item in &spec.sort_by {
+            let (column, descending) = match item.trim().rsplit_once(char::is_whitespace) {
+                Some((c, dir)) if dir.eq_ignore_ascii_case("desc") => (c, true),
+                Some((c, dir)) if dir.eq_ignore_ascii_case("asc") => (c, false),
+                _ => (item.trim(), false),
+            };
+            let expr = df.parse_sql_expr(column).map_err(|e| invalid("sort_by", e))?;
+            sorts.push(SortExpr::new(expr, !descending, descending));
+        }
+        df = df.sort(sorts).map_err(|e| invalid("sort_by", e))?;
+    }
+    Ok(df)
+}
+
+/// Decides whether `run` executes `view`, and why.
+fn decide(view: &mut PlannedView, last_run: Option<&RunRecord>, options: &RunOptions, output_dir: &Path) {
+    let last = last_run.and_then(|r| r.views.iter().find(|v| v.name == view.name));
+    if let Some(duration) = last.and_then(|l| l.duration_ms) {
+        view.cost_ms = duration.max(1);
+        view.cost_source = "measured";
+    }
+    let (will_run, reason) = if view.spec.materialize == Materialize::Lazy {
+        (false, "lazy view: planned inline by the views that read it".to_owned())
+    } else if !options.select.is_empty() && !options.select.contains(&view.name) {
+        (false, "not selected".to_owned())
+    } else if options.full {
+        (true, "--full".to_owned())
+    } else if !output_dir.join(&view.name).exists() {
+        (true, "output missing".to_owned())
+    } else {
+        match last {
+            None => (true, "no previous run".to_owned()),
+            Some(l) if !l.is_current() => (true, format!("previous run: {}", l.status)),
+            Some(l) if l.fingerprint != view.fingerprint => (true, "fingerprint changed".to_owned()),
+            Some(_) => (false, dfpipe_artifacts::UNCHANGED.to_owned()),
+        }
+    };
+    view.will_run = will_run;
+    view.reason = reason;
+}
+
+impl Planned {
+    /// The planned views' names, in name order.
+    pub fn view_names(&self) -> Vec<&str> {
+        self.views.iter().map(|v| v.name.as_str()).collect()
+    }
+
+    /// The bundle captured for `view`.
+    pub fn bundle(&self, view: &str) -> Option<&PlanBundle> {
+        self.views.iter().find(|v| v.name == view).map(|v| &v.bundle)
+    }
+
+    /// The session every view was planned in.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The predicted schedule of the views that will run, with costs from the last run.
+    pub fn predicted_schedule(&self) -> Result<Schedule> {
+        let costs: Vec<u64> = self.views.iter().map(|v| if v.will_run { v.cost_ms } else { 0 }).collect();
+        Ok(self.graph.schedule(&costs, self.workers)?)
+    }
+
+    /// `dfpipe plan --json`.
+    pub fn report(&self) -> Result<PlanReport> {
+        let schedule = self.predicted_schedule()?;
+        Ok(PlanReport {
+            views: self
+                .views
+                .iter()
+                .map(|v| ViewPlanReport {
+                    name: v.name.clone(),
+                    fingerprint: v.fingerprint.to_string(),
+                    depends_on: v.depends_on.clone(),
+                    will_run: v.will_run,
+                    reason: v.reason.clone(),
+                    cost_ms: v.cost_ms,
+                    cost_source: v.cost_source.to_owned(),
+                })
+                .collect(),
+            schedule: self.schedule_report(&schedule),
+        })
+    }
+
+    /// `dfpipe lineage --format json`.
+    pub fn lineage(&self) -> LineageReport {
+        LineageReport {
+            views: self
+                .views
+                .iter()
+                .map(|v| ViewLineage {
+                    name: v.name.clone(),
+                    depends_on: v.bundle.lineage.depends_on.clone(),
+                    scans: v.bundle.lineage.scans.clone(),
+                    functions: v.bundle.lineage.functions.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn schedule_report(&self, schedule: &Schedule) -> ScheduleReport {
+        ScheduleReport {
+            workers: schedule.workers,
+            makespan_ms: schedule.makespan,
+            lower_bound_ms: schedule.lower_bound,
+            critical_path: schedule
+                .critical_path
+                .iter()
+                .filter(|&&id| self.views[id].will_run)
+                .map(|&id| self.views[id].name.clone())
+                .collect(),
+        }
+    }
+}
+
+fn scalar_params(params: &BTreeMap<String, toml::Value>) -> BTreeMap<String, ScalarValue> {
+    params
+        .iter()
+        .map(|(name, value)| {
+            let scalar = match value {
+                toml::Value::Integer(i) => ScalarValue::Int64(Some(*i)),
+                toml::Value::Float(f) => ScalarValue::Float64(Some(*f)),
+                toml::Value::Boolean(b) => ScalarValue::Boolean(Some(*b)),
+                toml::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+                other => ScalarValue::Utf8(Some(other.to_string())),
+            };
+            (name.clone(), scalar)
+        })
+        .collect()
+}
+
+/// The directory part of a path before any glob character.
+fn glob_base(path: &Path) -> PathBuf {
+    let mut base = PathBuf::new();
+    for component in path.components() {
+        let text = component.as_os_str().to_string_lossy();
+        if text.contains(['*', '?', '[']) {
+            break;
+        }
+        base.push(component);
+    }
+    base
+}
+
+/// `(path, size, modified nanoseconds)` of every file under `path`.
+fn list_files(path: &Path) -> Vec<(String, u64, u128)> {
+    let mut out = Vec::new();
+    let mut pending = vec![path.to_owned()];
+    while let Some(current) = pending.pop() {
+        let Ok(meta) = std::fs::metadata(&current) else { continue };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&current) {
+                pending.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else {
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            let relative = current.strip_prefix(path).unwrap_or(&current);
+            out.push((relative.to_string_lossy().into_owned(), meta.len(), modified));
+        }
+    }
+    out
+}

@@ -1,0 +1,111 @@
+//! The runtime profile turned into DataFusion's `SessionConfig` and `RuntimeEnv`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::spec::{Profile, SPEC_FILE};
+use crate::{EngineError, Result};
+
+impl Profile {
+    /// Every DataFusion setting the profile sets explicitly, by full key. These are part
+    /// of every view's fingerprint.
+    pub fn settings(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut put = |key: &str, value: Option<String>| {
+            if let Some(value) = value {
+                out.insert(key.to_owned(), value);
+            }
+        };
+        let s = |v: Option<usize>| v.map(|v| v.to_string());
+        let b = |v: Option<bool>| v.map(|v| v.to_string());
+        let u = |v: Option<u64>| v.map(|v| v.to_string());
+        put("datafusion.execution.target_partitions", s(self.target_partitions));
+        put("datafusion.execution.batch_size", s(self.batch_size));
+        put("datafusion.optimizer.repartition_joins", b(self.repartition_joins));
+        put("datafusion.optimizer.repartition_aggregations", b(self.repartition_aggregations));
+        put("datafusion.optimizer.prefer_hash_join", b(self.prefer_hash_join));
+        put("datafusion.optimizer.hash_join_single_partition_threshold", u(self.hash_join_single_partition_threshold));
+        put("datafusion.optimizer.enable_round_robin_repartition", b(self.enable_round_robin_repartition));
+        put("datafusion.optimizer.enable_dynamic_filter_pushdown", b(self.enable_dynamic_filter_pushdown));
+        let w = &self.writer;
+        put("datafusion.execution.minimum_parallel_output_files", u(w.minimum_parallel_output_files));
+        put("datafusion.execution.soft_max_rows_per_output_file", u(w.soft_max_rows_per_output_file));
+        put("datafusion.execution.parquet.maximum_parallel_row_group_writers", u(w.maximum_parallel_row_group_writers));
+        put(
+            "datafusion.execution.parquet.maximum_buffered_record_batches_per_stream",
+            u(w.maximum_buffered_record_batches_per_stream),
+        );
+        put("datafusion.execution.parquet.allow_single_file_parallelism", b(w.allow_single_file_parallelism));
+        for (key, value) in &self.settings {
+            out.insert(key.clone(), value.clone());
+        }
+        out
+    }
+
+    /// Parquet options for materialized outputs, as DataFusion `format.*` keys.
+    pub fn parquet_options(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(c) = &self.writer.compression {
+            out.insert("compression".to_owned(), c.clone());
+        }
+        if let Some(n) = self.writer.max_row_group_size {
+            out.insert("max_row_group_size".to_owned(), n.to_string());
+        }
+        out
+    }
+
+    /// A `SessionContext` configured by this profile, with `information_schema` enabled.
+    pub fn session(&self) -> Result<SessionContext> {
+        let spec_error = |message: String| EngineError::Spec { file: SPEC_FILE.into(), message };
+        let mut config = SessionConfig::new().with_information_schema(true);
+        for (key, value) in self.settings() {
+            config
+                .options_mut()
+                .set(&key, &value)
+                .map_err(|e| spec_error(format!("[profile] setting `{key} = {value}`: {}", e.strip_backtrace())))?;
+        }
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = &self.memory_limit {
+            let bytes = parse_size(limit)
+                .ok_or_else(|| spec_error(format!("[profile] memory_limit `{limit}` is not a size like \"4GiB\" or \"512MB\"")))?;
+            runtime = runtime.with_memory_limit(bytes, 1.0);
+        }
+        let runtime = runtime.build().map_err(|e| spec_error(e.strip_backtrace()))?;
+        Ok(SessionContext::new_with_config_rt(config, Arc::new(runtime)))
+    }
+}
+
+/// Parses sizes like `4GiB`, `512MB`, `1024`.
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((number * scale) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4GiB"), Some(4 << 30));
+        assert_eq!(parse_size("512MB"), Some(512_000_000));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("lots"), None);
+    }
+}

@@ -1,0 +1,100 @@
+//! The JSON documents of `run`, `plan` and `lineage`, as PRODUCT.md specifies them.
+
+use dfpipe_plan_walk::Scan;
+use serde::Serialize;
+
+/// `dfpipe run --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The run's id in the store.
+    pub run_id: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    /// One entry per view, in name order.
+    pub views: Vec<ViewRunReport>,
+    /// The schedule as it ran.
+    pub schedule: ScheduleReport,
+}
+
+/// One view in [`RunReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewRunReport {
+    /// The view.
+    pub name: String,
+    /// `succeeded`, `skipped`, `failed` or `upstream_failed`.
+    pub status: String,
+    /// Why it was skipped or failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Rows written, for a materialized view that ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Wall time, for a view that ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The view's fingerprint.
+    pub fingerprint: String,
+    /// Where the cost used to schedule it came from: `measured` or `default`.
+    pub cost_source: String,
+}
+
+/// A schedule: predicted by `plan`, as it ran for `run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleReport {
+    /// Workers.
+    pub workers: usize,
+    /// Makespan in milliseconds.
+    pub makespan_ms: u64,
+    /// `max(critical path, total work / workers)` in milliseconds.
+    pub lower_bound_ms: u64,
+    /// The views on the critical path, first to last.
+    pub critical_path: Vec<String>,
+}
+
+/// `dfpipe plan --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// One entry per view, in name order.
+    pub views: Vec<ViewPlanReport>,
+    /// The predicted schedule of the views that will run.
+    pub schedule: ScheduleReport,
+}
+
+/// One view in [`PlanReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewPlanReport {
+    /// The view.
+    pub name: String,
+    /// Its fingerprint.
+    pub fingerprint: String,
+    /// The views it reads.
+    pub depends_on: Vec<String>,
+    /// Whether `run` would execute it.
+    pub will_run: bool,
+    /// Why, or why not.
+    pub reason: String,
+    /// The cost used to schedule it, in milliseconds.
+    pub cost_ms: u64,
+    /// `measured` (last run) or `default`.
+    pub cost_source: String,
+}
+
+/// `dfpipe lineage --format json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LineageReport {
+    /// One entry per view, in name order.
+    pub views: Vec<ViewLineage>,
+}
+
+/// One view in [`LineageReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewLineage {
+    /// The view.
+    pub name: String,
+    /// The sources and views it reads.
+    pub depends_on: Vec<String>,
+    /// What it reads of each.
+    pub scans: Vec<Scan>,
+    /// The functions it calls.
+    pub functions: Vec<String>,
+}

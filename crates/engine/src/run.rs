@@ -1,0 +1,164 @@
+//! Executing a planned pipeline: write what must run, in critical-path order, then record.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dfpipe_artifacts::{RunRecord, ViewRecord};
+use dfpipe_scheduler::TaskOutcome;
+use dfpipe_writer::{WriteSpec, clean_staging, write_parquet};
+
+use crate::pipeline::Planned;
+use crate::report::{RunReport, ViewRunReport};
+use crate::{EngineError, Result};
+
+/// Progress of a run, for a display to follow. The engine never prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The run starts executing `total` views.
+    Started {
+        /// How many views will execute.
+        total: usize,
+    },
+    /// A view started executing.
+    ViewStarted {
+        /// The view.
+        view: String,
+    },
+    /// A view finished, with its status.
+    ViewFinished {
+        /// The view.
+        view: String,
+        /// `succeeded` or `failed`.
+        status: String,
+    },
+}
+
+/// What executing one view produced.
+struct Executed {
+    rows: Option<u64>,
+    metrics: BTreeMap<String, u64>,
+}
+
+impl Planned {
+    /// Executes the views that must run, at most `workers` at a time in critical-path order,
+    /// commits their outputs, and records the bundles and the run in the store. A failed
+    /// view skips its descendants; independent branches go on.
+    pub async fn run(self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
+        let output_dir = self.dir.join(&self.spec.pipeline.output_dir);
+        std::fs::create_dir_all(&output_dir)
+            .map_err(|source| EngineError::Io { action: "cannot create output directory", path: output_dir.clone(), source })?;
+        let leftovers = clean_staging(&output_dir)?;
+        if leftovers > 0 {
+            tracing::info!(leftovers, "removed staging leftovers of an interrupted run");
+        }
+        let run_id = run_id();
+        let costs: Vec<u64> = self.views.iter().map(|v| if v.will_run { v.cost_ms } else { 0 }).collect();
+        progress(Event::Started { total: self.views.iter().filter(|v| v.will_run).count() });
+        let parquet = self.spec.profile.parquet_options();
+        let started = Instant::now();
+        let report = self
+            .graph
+            .execute(&costs, self.workers, false, |id, ()| {
+                let view = &self.views[id];
+                let task = view.will_run.then(|| {
+                    let plan = Arc::clone(&view.physical);
+                    let state = self.ctx.state();
+                    let spec = WriteSpec {
+                        target: output_dir.join(&view.name),
+                        parquet: parquet.clone(),
+                        partition_by: view.spec.partition_by.clone(),
+                    };
+                    tokio::spawn(async move {
+                        let staged = write_parquet(plan, &state, &spec).await?;
+                        let report = staged.commit()?;
+                        let metrics = BTreeMap::from([("bytes".to_owned(), report.bytes), ("files".to_owned(), report.files.len() as u64)]);
+                        Ok::<_, dfpipe_writer::WriteError>(Executed { rows: Some(report.rows), metrics })
+                    })
+                });
+                let progress = Arc::clone(&progress);
+                let name = view.name.clone();
+                async move {
+                    let Some(task) = task else { return Ok(None) };
+                    progress(Event::ViewStarted { view: name.clone() });
+                    let result = match task.await {
+                        Ok(result) => result.map_err(|e| e.to_string()),
+                        Err(join) => Err(format!("the task running the view panicked or was cancelled: {join}")),
+                    };
+                    let status = if result.is_ok() { "succeeded" } else { "failed" };
+                    progress(Event::ViewFinished { view: name, status: status.to_owned() });
+                    result.map(Some)
+                }
+            })
+            .await?;
+        let wall_ms = started.elapsed().as_millis() as u64;
+
+        let mut views = Vec::with_capacity(self.views.len());
+        let mut records = Vec::with_capacity(self.views.len());
+        let mut measured = vec![0u64; self.views.len()];
+        for (id, (view, outcome)) in self.views.iter().zip(report.outcomes).enumerate() {
+            let (status, reason, rows, duration_ms, metrics) = match outcome {
+                TaskOutcome::Succeeded { value: Some(executed), duration } => {
+                    let ms = duration.as_millis() as u64;
+                    measured[id] = ms;
+                    ("succeeded", None, executed.rows, Some(ms), executed.metrics)
+                }
+                TaskOutcome::Succeeded { value: None, .. } => ("skipped", Some(view.reason.clone()), None, None, BTreeMap::new()),
+                TaskOutcome::Failed { error, duration } => {
+                    ("failed", Some(error), None, Some(duration.as_millis() as u64), BTreeMap::new())
+                }
+                TaskOutcome::UpstreamFailed { failed } => (
+                    "upstream_failed",
+                    Some(format!("upstream view `{}` failed", self.views[failed].name)),
+                    None,
+                    None,
+                    BTreeMap::new(),
+                ),
+                TaskOutcome::Cancelled => ("skipped", Some("run stopped early".to_owned()), None, None, BTreeMap::new()),
+            };
+            self.store.put_bundle(&view.fingerprint, &view.bundle)?;
+            records.push(ViewRecord {
+                name: view.name.clone(),
+                fingerprint: view.fingerprint.clone(),
+                status: status.to_owned(),
+                reason: reason.clone(),
+                rows,
+                duration_ms,
+                metrics,
+            });
+            views.push(ViewRunReport {
+                name: view.name.clone(),
+                status: status.to_owned(),
+                reason,
+                rows,
+                duration_ms,
+                fingerprint: view.fingerprint.to_string(),
+                cost_source: view.cost_source.to_owned(),
+            });
+        }
+        let failed = views.iter().any(|v| v.status == "failed" || v.status == "upstream_failed");
+        let status = if failed { "failed" } else { "succeeded" }.to_owned();
+        self.store.put_run(&RunRecord { run_id: run_id.clone(), status: status.clone(), views: records })?;
+
+        // The schedule as it ran: measured durations, the wall time as the makespan.
+        let actual = self.graph.schedule(&measured, self.workers)?;
+        let mut schedule = self.schedule_report(&actual);
+        schedule.makespan_ms = wall_ms;
+        schedule.critical_path = actual
+            .critical_path
+            .iter()
+            .filter(|&&id| measured[id] > 0)
+            .map(|&id| self.views[id].name.clone())
+            .collect();
+        Ok(RunReport { run_id, status, views, schedule })
+    }
+}
+
+/// A run id that sorts by start time: nanoseconds since the Unix epoch, zero-padded.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:020}")
+}

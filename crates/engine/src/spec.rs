@@ -1,0 +1,197 @@
+//! The pipeline spec: `dfpipe.toml`, parsed strictly with serde.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use dfpipe_contract::Contract;
+use serde::{Deserialize, Serialize};
+
+use crate::{EngineError, Result};
+
+/// The file every pipeline directory holds.
+pub const SPEC_FILE: &str = "dfpipe.toml";
+
+/// A parsed `dfpipe.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// `[pipeline]`.
+    pub pipeline: PipelineSection,
+    /// `[profile]`: the runtime profile, recorded in every artifact.
+    #[serde(default)]
+    pub profile: Profile,
+    /// `[sources.<name>]`.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceSpec>,
+    /// `[views.<name>]`: options of views whose SQL is in `views/<name>.sql`.
+    #[serde(default)]
+    pub views: BTreeMap<String, ViewSpec>,
+    /// `[contracts.<relation>]`.
+    #[serde(default)]
+    pub contracts: BTreeMap<String, Contract>,
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// The pipeline's name.
+    pub name: String,
+    /// Where materialized views are written, relative to the pipeline directory.
+    #[serde(default = "default_output_dir")]
+    pub output_dir: PathBuf,
+}
+
+fn default_output_dir() -> PathBuf {
+    PathBuf::from("out")
+}
+
+/// `[profile]`: how DataFusion plans and runs the views.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// `datafusion.execution.target_partitions`.
+    pub target_partitions: Option<usize>,
+    /// `datafusion.execution.batch_size`.
+    pub batch_size: Option<usize>,
+    /// A memory limit for execution, like `"4GiB"`.
+    pub memory_limit: Option<String>,
+    /// `strict` or `fallback`: what to do when a plan has no Substrait form.
+    #[serde(default)]
+    pub substrait: dfpipe_artifacts::SubstraitMode,
+    /// Capture EXPLAIN VERBOSE rule-by-rule deltas (not captured yet; recorded).
+    #[serde(default)]
+    pub explain_verbose: bool,
+    /// `none`, `summary` or `dev`: the level of execution metrics kept.
+    #[serde(default)]
+    pub analyze_level: AnalyzeLevel,
+    /// `datafusion.optimizer.repartition_joins`.
+    pub repartition_joins: Option<bool>,
+    /// `datafusion.optimizer.repartition_aggregations`.
+    pub repartition_aggregations: Option<bool>,
+    /// `datafusion.optimizer.prefer_hash_join`.
+    pub prefer_hash_join: Option<bool>,
+    /// `datafusion.optimizer.hash_join_single_partition_threshold`.
+    pub hash_join_single_partition_threshold: Option<u64>,
+    /// `datafusion.optimizer.enable_round_robin_repartition`.
+    pub enable_round_robin_repartition: Option<bool>,
+    /// `datafusion.optimizer.enable_dynamic_filter_pushdown`.
+    pub enable_dynamic_filter_pushdown: Option<bool>,
+    /// Any other DataFusion setting, by its full key.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// `[profile.writer]`.
+    #[serde(default)]
+    pub writer: WriterProfile,
+}
+
+/// The level of execution metrics kept per view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnalyzeLevel {
+    /// None.
+    None,
+    /// Totals per operator.
+    #[default]
+    Summary,
+    /// Everything DataFusion measures.
+    Dev,
+}
+
+/// `[profile.writer]`: parquet options and DataFusion's output parallelism knobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriterProfile {
+    /// Parquet compression, like `"zstd(3)"`.
+    pub compression: Option<String>,
+    /// Maximum rows per row group.
+    pub max_row_group_size: Option<u64>,
+    /// `datafusion.execution.minimum_parallel_output_files`.
+    pub minimum_parallel_output_files: Option<u64>,
+    /// `datafusion.execution.soft_max_rows_per_output_file`.
+    pub soft_max_rows_per_output_file: Option<u64>,
+    /// `datafusion.execution.parquet.maximum_parallel_row_group_writers`.
+    pub maximum_parallel_row_group_writers: Option<u64>,
+    /// `datafusion.execution.parquet.maximum_buffered_record_batches_per_stream`.
+    pub maximum_buffered_record_batches_per_stream: Option<u64>,
+    /// `datafusion.execution.parquet.allow_single_file_parallelism`.
+    pub allow_single_file_parallelism: Option<bool>,
+}
+
+/// `[sources.<name>]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// A file, a directory or a glob, relative to the pipeline directory.
+    pub path: String,
+    /// The file format.
+    pub format: SourceFormat,
+}
+
+/// The formats a source can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    /// Apache Parquet.
+    Parquet,
+    /// CSV with a header row.
+    Csv,
+    /// Newline-delimited JSON.
+    Json,
+    /// Arrow IPC files.
+    Arrow,
+}
+
+/// `[views.<name>]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewSpec {
+    /// `lazy` (the default) or `parquet`.
+    #[serde(default)]
+    pub materialize: Materialize,
+    /// Hash-repartition the output on these columns.
+    #[serde(default)]
+    pub repartition_by: Vec<String>,
+    /// Hive-style partition columns of the output.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    /// Output order, like `"revenue DESC"`.
+    #[serde(default)]
+    pub sort_by: Vec<String>,
+    /// Values bound to `$name` placeholders.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+}
+
+/// How a view is materialized.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Materialize {
+    /// Never written: readers plan it inline.
+    #[default]
+    Lazy,
+    /// Written as parquet to `<output_dir>/<view>/`.
+    Parquet,
+}
+
+impl PipelineSpec {
+    /// Reads and parses `<dir>/dfpipe.toml`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let file = dir.join(SPEC_FILE);
+        let text = std::fs::read_to_string(&file).map_err(|e| EngineError::Spec {
+            file: file.clone(),
+            message: format!("cannot read it ({e}); is {} a dfpipe pipeline directory?", dir.display()),
+        })?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parses the text of a `dfpipe.toml` read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Self> {
+        let mut spec: Self =
+            toml::from_str(text).map_err(|e| EngineError::Spec { file: file.to_owned(), message: e.to_string() })?;
+        for (relation, contract) in &mut spec.contracts {
+            contract.relation.clone_from(relation);
+        }
+        Ok(spec)
+    }
+}

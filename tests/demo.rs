@@ -1,0 +1,200 @@
+//! End-to-end runs of the TPC-H demo: incremental runs, failures, and bad input.
+
+use std::collections::BTreeMap;
+
+use dfpipe_engine::{EngineError, Pipeline, RunOptions, RunReport};
+use dfpipe_tests::Demo;
+
+fn statuses(report: &RunReport) -> BTreeMap<String, String> {
+    report.views.iter().map(|v| (v.name.clone(), v.status.clone())).collect()
+}
+
+fn executed(report: &RunReport) -> Vec<String> {
+    report.views.iter().filter(|v| v.duration_ms.is_some()).map(|v| v.name.clone()).collect()
+}
+
+/// Rows in the committed parquet output of `view`, read back through DataFusion.
+async fn output_rows(demo: &Demo, view: &str) -> usize {
+    let ctx = datafusion::prelude::SessionContext::new();
+    let path = demo.path().join("out").join(view);
+    let df = ctx
+        .read_parquet(path.to_string_lossy().as_ref(), datafusion::prelude::ParquetReadOptions::default())
+        .await
+        .unwrap();
+    df.count().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_executes_every_query_and_second_run_nothing() {
+    let demo = Demo::new();
+    let first = demo.run(RunOptions::default()).await.unwrap();
+    assert_eq!(first.status, "succeeded", "{first:#?}");
+    let ran = executed(&first);
+    assert_eq!(ran.len(), 22, "{ran:?}");
+    for v in &first.views {
+        if v.name.starts_with("stg_") {
+            assert_eq!(v.status, "skipped");
+        } else {
+            assert_eq!(v.status, "succeeded", "{v:?}");
+            let rows = v.rows.unwrap();
+            assert_eq!(output_rows(&demo, &v.name).await as u64, rows, "{}", v.name);
+        }
+    }
+    // Q1 at any scale factor has 4 groups; Q6 has one row.
+    assert_eq!(first.views.iter().find(|v| v.name == "q01").unwrap().rows, Some(4));
+    assert_eq!(first.views.iter().find(|v| v.name == "q06").unwrap().rows, Some(1));
+
+    let second = demo.run(RunOptions::default()).await.unwrap();
+    assert!(executed(&second).is_empty(), "{second:#?}");
+    for v in second.views.iter().filter(|v| v.name.starts_with('q')) {
+        assert_eq!(v.reason.as_deref(), Some("fingerprint unchanged"), "{v:?}");
+        assert_eq!(v.cost_source, "measured");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_a_view_reruns_it_and_its_descendants_only() {
+    let demo = Demo::new();
+    demo.run(RunOptions::default()).await.unwrap();
+    let q06 = std::fs::read_to_string(demo.view_file("q06")).unwrap();
+    demo.write_view("q06", &q06.replace("l_quantity < 24", "l_quantity < 25"));
+    assert_eq!(executed(&demo.run(RunOptions::default()).await.unwrap()), ["q06"]);
+
+    // A staging view change reaches every query that reads it, through its fingerprint.
+    let stg = std::fs::read_to_string(demo.view_file("stg_region")).unwrap();
+    demo.write_view("stg_region", &stg.replace("from\n    region", "from\n    region\nwhere r_regionkey >= 0"));
+    let rerun = executed(&demo.run(RunOptions::default()).await.unwrap());
+    assert_eq!(rerun, ["q02", "q05", "q08"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_and_full_narrow_and_force_the_run() {
+    let demo = Demo::new();
+    let selected = demo.run(RunOptions { select: vec!["q01".into(), "q03".into()], ..RunOptions::default() }).await.unwrap();
+    assert_eq!(executed(&selected), ["q01", "q03"]);
+    let full = demo.run(RunOptions { full: true, select: vec!["q01".into()], ..RunOptions::default() }).await.unwrap();
+    assert_eq!(executed(&full), ["q01"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_view_skips_its_descendants_and_keeps_previous_outputs() {
+    let demo = Demo::new();
+    demo.append_spec("\n[views.bad]\nmaterialize = \"parquet\"\n\n[views.after_bad]\nmaterialize = \"parquet\"\n");
+    demo.write_view("bad", "select o_orderkey, cast(o_comment as int) as broken from stg_orders where o_orderkey > 0");
+    demo.write_view("after_bad", "select count(*) as n from bad");
+    let report = demo.run(RunOptions { select: vec![], ..RunOptions::default() }).await.unwrap();
+    let status = statuses(&report);
+    assert_eq!(report.status, "failed");
+    assert_eq!(status["bad"], "failed");
+    assert_eq!(status["after_bad"], "upstream_failed");
+    assert_eq!(status["q01"], "succeeded");
+    let reason = report.views.iter().find(|v| v.name == "bad").unwrap().reason.clone().unwrap();
+    assert!(reason.contains("Cast") || reason.contains("cast"), "{reason}");
+    assert!(!demo.path().join("out").join("bad").exists());
+
+    // Now make q01 fail: its previous output stays whole and readable.
+    let before = output_rows(&demo, "q01").await;
+    demo.write_view("q01", "select cast(l_comment as int) as broken from stg_lineitem");
+    let report = demo.run(RunOptions::default()).await.unwrap();
+    assert_eq!(statuses(&report)["q01"], "failed");
+    assert_eq!(output_rows(&demo, "q01").await, before);
+    assert_eq!(std::fs::read_dir(demo.path().join("out").join(".staging")).unwrap().count(), 0);
+}
+
+async fn plan_error(demo: &Demo) -> EngineError {
+    let loaded = Pipeline::load(demo.path());
+    match loaded {
+        Err(e) => e,
+        Ok(p) => match p.plan(&RunOptions::default()).await {
+            Err(e) => e,
+            Ok(_) => panic!("expected the pipeline to be rejected"),
+        },
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_error() {
+    // DDL, DML and other statements in a view file.
+    for (sql, what) in [
+        ("create table t as select 1", "CREATE TABLE"),
+        ("drop table orders", "DROP TABLE"),
+        ("insert into t values (1)", "INSERT"),
+        ("copy (select 1) to 'x.parquet'", "COPY"),
+        ("set datafusion.execution.batch_size = 1", "SET"),
+        ("explain analyze select 1", "EXPLAIN"),
+        ("select 1; select 2", "2 statements"),
+    ] {
+        let demo = Demo::new();
+        demo.write_view("sneaky", sql);
+        let message = plan_error(&demo).await.to_string();
+        assert!(message.contains("sneaky") && message.contains("sneaky.sql"), "{message}");
+        assert!(message.contains(what), "{sql}: {message}");
+    }
+
+    // A cycle is reported in full.
+    let demo = Demo::new();
+    demo.write_view("a", "select * from b");
+    demo.write_view("b", "select * from c");
+    demo.write_view("c", "select * from a");
+    let message = plan_error(&demo).await.to_string();
+    assert!(message.contains("a -> b -> c -> a"), "{message}");
+
+    // A missing source names itself and the path.
+    let demo = Demo::new();
+    std::fs::remove_dir_all(demo.path().join("data").join("region")).unwrap();
+    let message = plan_error(&demo).await.to_string();
+    assert!(message.contains("source `region`") && message.contains("does not exist"), "{message}");
+
+    // A malformed dfpipe.toml names the file, the line and the key.
+    let demo = Demo::new();
+    demo.append_spec("\n[views.q01]\nmaterialise = \"parquet\"\n");
+    let message = plan_error(&demo).await.to_string();
+    assert!(message.contains("dfpipe.toml") && message.contains("materialise") && message.contains("line"), "{message}");
+
+    // A syntax error names the view, file, line and column.
+    let demo = Demo::new();
+    demo.write_view("typo", "select\n  o_orderkey,\n  from from stg_orders");
+    let message = plan_error(&demo).await.to_string();
+    assert!(message.contains("typo.sql") && message.contains("Line: 3"), "{message}");
+
+    // A contract on an unknown column is refused before anything runs.
+    let demo = Demo::new();
+    demo.append_spec("\n[contracts.stg_orders]\nprimary_key = [\"o_nokey\"]\n");
+    let message = plan_error(&demo).await.to_string();
+    assert!(message.contains("stg_orders") && message.contains("o_nokey"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contracts_hold_on_generated_data_and_catch_violations() {
+    let demo = Demo::new();
+    let report = Pipeline::load(demo.path()).unwrap().check(3).await.unwrap();
+    assert!(report.passed, "{report:#?}");
+    // 8 primary keys, 8 not-null checks of their columns (10 columns), 8 foreign keys.
+    assert_eq!(report.results.iter().filter(|r| r.constraint == "primary_key").count(), 8);
+    assert_eq!(report.results.iter().filter(|r| r.constraint == "foreign_key").count(), 8);
+
+    // A duplicate region key: one extra file repeating region 0.
+    let ctx = datafusion::prelude::SessionContext::new();
+    let region = demo.path().join("data").join("region");
+    let df = ctx
+        .read_parquet(region.to_string_lossy().as_ref(), datafusion::prelude::ParquetReadOptions::default())
+        .await
+        .unwrap()
+        .filter(datafusion::prelude::col("r_regionkey").eq(datafusion::prelude::lit(0i64)))
+        .unwrap();
+    df.write_parquet(
+        region.join("dup.parquet").to_string_lossy().as_ref(),
+        datafusion::dataframe::DataFrameWriteOptions::new(),
+        None,
+    )
+    .await
+    .unwrap();
+    let report = Pipeline::load(demo.path()).unwrap().check(3).await.unwrap();
+    assert!(!report.passed);
+    let failed: Vec<_> = report.results.iter().filter(|r| r.violations > 0).collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!((failed[0].relation.as_str(), failed[0].constraint), ("region", "primary_key"));
+    assert_eq!(failed[0].violations, 1);
+    assert_eq!(failed[0].samples[0]["r_regionkey"], serde_json::json!(0));
+    assert_eq!(failed[0].samples[0]["rows"], serde_json::json!(2));
+}

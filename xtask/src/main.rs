@@ -1,0 +1,68 @@
+//! `cargo xtask`: project automation for dfpipe.
+//!
+//! - `cargo xtask golden`: regenerate the insta snapshots under `golden/`.
+//! - `cargo xtask tidy`: check crate layering, module doc headers, and no should_panic attributes.
+//! - `cargo xtask ci`: what `.ci/run` runs: fmt, clippy, tidy and the tests.
+
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    match args.first().map(String::as_str) {
+        Some("golden") => golden(&root),
+        Some("tidy") => {
+            let problems = tidy::check(&root)?;
+            if problems.is_empty() {
+                println!("tidy: ok");
+                Ok(())
+            } else {
+                for p in &problems {
+                    eprintln!("tidy: {p}");
+                }
+                bail!("tidy found {} problem(s)", problems.len())
+            }
+        }
+        Some("ci") => ci(&root),
+        _ => {
+            eprintln!("usage: cargo xtask <golden|tidy|ci>");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(&cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("`cargo {}` failed", args.join(" "));
+    }
+    Ok(())
+}
+
+fn golden(root: &Path) -> Result<()> {
+    cargo(root, &["test", "--workspace", "--", "golden"], &[("INSTA_UPDATE", "always"), ("INSTA_FORCE_PASS", "1")])?;
+    println!("golden snapshots regenerated under golden/; review them with `git diff golden/`");
+    Ok(())
+}
+
+fn ci(root: &Path) -> Result<()> {
+    cargo(root, &["fmt", "--all", "--", "--check"], &[])?;
+    cargo(root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    cargo(root, &["test", "--workspace"], &[("INSTA_UPDATE", "no")])
+}

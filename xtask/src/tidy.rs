@@ -1,0 +1,173 @@
+//! Tidy checks: the crate layering of PRODUCT.md, `//!` headers, and no should_panic attributes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+/// Packages that are tooling, not library crates: they may depend on anything of ours.
+const TOOLING: [&str; 3] = ["xtask", "dfpipe-tests", "dfpipe-benches"];
+
+/// Crates no library crate may pull in.
+const CLI_ONLY: [&str; 2] = ["clap", "indicatif"];
+
+/// Runs every tidy check on the workspace at `root`, returning the problems found.
+pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(root)
+        .output()
+        .context("running cargo metadata")?;
+    anyhow::ensure!(output.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+    let metadata: Value = serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
+    let mut problems = layering(&metadata);
+    problems.extend(sources(root)?);
+    Ok(problems)
+}
+
+/// The dfpipe crates each crate may depend on (normal and build dependencies).
+fn allowed(package: &str) -> Option<&'static [&'static str]> {
+    Some(match package {
+        "dfpipe-scheduler" | "dfpipe-plan-walk" => &[],
+        "dfpipe-contract" | "dfpipe-views" | "dfpipe-writer" | "dfpipe-artifacts" => &["dfpipe-plan-walk"],
+        "dfpipe-engine" => &[
+            "dfpipe-scheduler",
+            "dfpipe-plan-walk",
+            "dfpipe-contract",
+            "dfpipe-views",
+            "dfpipe-writer",
+            "dfpipe-artifacts",
+        ],
+        "dfpipe" => &["dfpipe-engine"],
+        _ => return None,
+    })
+}
+
+/// Checks `cargo metadata` output against the layering rules.
+pub(crate) fn layering(metadata: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let empty = Vec::new();
+    for package in metadata["packages"].as_array().unwrap_or(&empty) {
+        let name = package["name"].as_str().unwrap_or_default();
+        if TOOLING.contains(&name) {
+            continue;
+        }
+        let Some(allowed) = allowed(name) else {
+            problems.push(format!("package `{name}` is not in the layering table of xtask/src/tidy.rs; add it there"));
+            continue;
+        };
+        for dep in package["dependencies"].as_array().unwrap_or(&empty) {
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            let dev = dep["kind"].as_str() == Some("dev");
+            let ours = dep_name == "dfpipe" || dep_name.starts_with("dfpipe-");
+            if ours && !allowed.contains(&dep_name) {
+                problems.push(format!("forbidden edge: `{name}` depends on `{dep_name}` (see the layering in ARCHITECTURE.md)"));
+            }
+            if dev {
+                continue;
+            }
+            if name == "dfpipe-scheduler" && dep_name.starts_with("datafusion") {
+                problems.push(format!("forbidden edge: `dfpipe-scheduler` depends on `{dep_name}`; it knows nothing about DataFusion"));
+            }
+            if name == "dfpipe-plan-walk" && dep_name.starts_with("datafusion") && !["datafusion-expr", "datafusion-common"].contains(&dep_name) {
+                problems.push(format!("forbidden edge: `dfpipe-plan-walk` depends on `{dep_name}`; only datafusion-expr and datafusion-common are allowed"));
+            }
+            if name != "dfpipe" && CLI_ONLY.contains(&dep_name) {
+                problems.push(format!("forbidden edge: library crate `{name}` depends on CLI crate `{dep_name}`"));
+            }
+        }
+    }
+    problems
+}
+
+/// Checks every Rust source file: a `//!` header, and no should_panic attributes.
+fn sources(root: &Path) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask", "tests", "benches"] {
+        collect_rs(&root.join(dir), &mut files)?;
+    }
+    files.sort();
+    let should_panic = ["#[should", "_panic"].concat();
+    for file in files {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        if !first.starts_with("//!") {
+            problems.push(format!("{shown}: a module starts with a `//!` doc comment saying what it is for"));
+        }
+        if text.contains(&should_panic) {
+            problems.push(format!("{shown}: no `{should_panic}]`; assert on the returned error instead"));
+        }
+    }
+    Ok(problems)
+}
+
+fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            collect_rs(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace_metadata() -> Value {
+        let root = crate::project_root();
+        let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn add_dependency(metadata: &mut Value, package: &str, dependency: &str) {
+        let packages = metadata["packages"].as_array_mut().unwrap();
+        let target = packages.iter_mut().find(|p| p["name"] == package).unwrap();
+        target["dependencies"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"name": dependency, "kind": null}));
+    }
+
+    #[test]
+    fn the_workspace_is_tidy() {
+        let problems = check(&crate::project_root()).unwrap();
+        assert!(problems.is_empty(), "run `cargo xtask tidy`:\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn forbidden_edges_are_caught() {
+        for (package, dependency) in [
+            ("dfpipe-scheduler", "datafusion"),
+            ("dfpipe-scheduler", "dfpipe-plan-walk"),
+            ("dfpipe-plan-walk", "datafusion"),
+            ("dfpipe-artifacts", "dfpipe-contract"),
+            ("dfpipe-views", "dfpipe-writer"),
+            ("dfpipe-engine", "dfpipe"),
+            ("dfpipe-writer", "clap"),
+            ("dfpipe-engine", "indicatif"),
+        ] {
+            let mut metadata = workspace_metadata();
+            assert!(layering(&metadata).is_empty());
+            add_dependency(&mut metadata, package, dependency);
+            let problems = layering(&metadata);
+            assert_eq!(problems.len(), 1, "{package} -> {dependency}: {problems:?}");
+            assert!(problems[0].contains(dependency), "{problems:?}");
+        }
+    }
+}
