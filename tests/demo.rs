@@ -70,7 +70,8 @@ async fn changing_a_view_reruns_it_and_its_descendants_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn select_and_full_narrow_and_force_the_run() {
     let demo = Demo::new();
-    let selected = demo.run(RunOptions { select: vec!["q01".into(), "q03".into()], ..RunOptions::default() }).await.unwrap();
+    let selected =
+        demo.run(RunOptions { select: vec!["q01".into(), "q03".into()], ..RunOptions::default() }).await.unwrap();
     assert_eq!(executed(&selected), ["q01", "q03"]);
     let full = demo.run(RunOptions { full: true, select: vec!["q01".into()], ..RunOptions::default() }).await.unwrap();
     assert_eq!(executed(&full), ["q01"]);
@@ -147,13 +148,16 @@ async fn bad_input_is_a_clear_error() {
 
     // A malformed dfpipe.toml names the file, the line and the key.
     let demo = Demo::new();
-    demo.append_spec("\n[views.q01]\nmaterialise = \"parquet\"\n");
+    demo.append_spec("\n[views.extra]\nmaterialise = \"parquet\"\n");
     let message = plan_error(&demo).await.to_string();
-    assert!(message.contains("dfpipe.toml") && message.contains("materialise") && message.contains("line"), "{message}");
+    assert!(
+        message.contains("dfpipe.toml") && message.contains("materialise") && message.contains("line"),
+        "{message}"
+    );
 
     // A syntax error names the view, file, line and column.
     let demo = Demo::new();
-    demo.write_view("typo", "select\n  o_orderkey,\n  from from stg_orders");
+    demo.write_view("typo", "select o_orderkey\nfrom stg_orders\nwhere ) and 1");
     let message = plan_error(&demo).await.to_string();
     assert!(message.contains("typo.sql") && message.contains("Line: 3"), "{message}");
 

@@ -63,15 +63,22 @@ pub(crate) fn layering(metadata: &Value) -> Vec<String> {
             let dev = dep["kind"].as_str() == Some("dev");
             let ours = dep_name == "dfpipe" || dep_name.starts_with("dfpipe-");
             if ours && !allowed.contains(&dep_name) {
-                problems.push(format!("forbidden edge: `{name}` depends on `{dep_name}` (see the layering in ARCHITECTURE.md)"));
+                problems.push(format!(
+                    "forbidden edge: `{name}` depends on `{dep_name}` (see the layering in ARCHITECTURE.md)"
+                ));
             }
             if dev {
                 continue;
             }
             if name == "dfpipe-scheduler" && dep_name.starts_with("datafusion") {
-                problems.push(format!("forbidden edge: `dfpipe-scheduler` depends on `{dep_name}`; it knows nothing about DataFusion"));
+                problems.push(format!(
+                    "forbidden edge: `dfpipe-scheduler` depends on `{dep_name}`; it knows nothing about DataFusion"
+                ));
             }
-            if name == "dfpipe-plan-walk" && dep_name.starts_with("datafusion") && !["datafusion-expr", "datafusion-common"].contains(&dep_name) {
+            if name == "dfpipe-plan-walk"
+                && dep_name.starts_with("datafusion")
+                && !["datafusion-expr", "datafusion-common"].contains(&dep_name)
+            {
                 problems.push(format!("forbidden edge: `dfpipe-plan-walk` depends on `{dep_name}`; only datafusion-expr and datafusion-common are allowed"));
             }
             if name != "dfpipe" && CLI_ONLY.contains(&dep_name) {
@@ -138,10 +145,7 @@ mod tests {
     fn add_dependency(metadata: &mut Value, package: &str, dependency: &str) {
         let packages = metadata["packages"].as_array_mut().unwrap();
         let target = packages.iter_mut().find(|p| p["name"] == package).unwrap();
-        target["dependencies"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({"name": dependency, "kind": null}));
+        target["dependencies"].as_array_mut().unwrap().push(serde_json::json!({"name": dependency, "kind": null}));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion_substrait::logical_plan::producer::to_substrait_plan;
+use datafusion_substrait::substrait::proto::Plan;
+use datafusion_substrait::substrait::proto::extensions::simple_extension_declaration::MappingType;
 use dfpipe_plan_walk::Lineage;
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -69,7 +71,7 @@ pub async fn capture(view: &str, logical: &LogicalPlan, state: &SessionState, mo
     let physical = state.query_planner().create_physical_plan(&optimized, state).await.map_err(dferr)?;
     let (substrait, substrait_fallback) = match to_substrait_plan(&optimized, state) {
         Ok(mut plan) => {
-            plan.version = None;
+            canonicalize(&mut plan);
             (plan.encode_to_vec(), None)
         }
         Err(e) if mode == SubstraitMode::Fallback => (Vec::new(), Some(e.strip_backtrace())),
@@ -85,6 +87,19 @@ pub async fn capture(view: &str, logical: &LogicalPlan, state: &SessionState, mo
         substrait_fallback,
     };
     Ok(Captured { bundle, optimized, physical })
+}
+
+/// Makes a Substrait plan's bytes depend on the plan alone: clears the producer version, and
+/// sorts the extension declarations, which the producer emits in hash-map order, by anchor.
+fn canonicalize(plan: &mut Plan) {
+    plan.version = None;
+    plan.extension_urns.sort_by_key(|u| u.extension_urn_anchor);
+    plan.extensions.sort_by_key(|e| match &e.mapping_type {
+        Some(MappingType::ExtensionType(t)) => (0, t.type_anchor),
+        Some(MappingType::ExtensionTypeVariation(v)) => (1, v.type_variation_anchor),
+        Some(MappingType::ExtensionFunction(f)) => (2, f.function_anchor),
+        None => (3, 0),
+    });
 }
 
 /// Serializes bytes as a msgpack binary rather than an array of integers.

@@ -19,7 +19,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     /// The optimized plan of a view has no Substrait form under `substrait = "strict"`.
-    #[error("view `{view}`: no Substrait plan: {message}. Set `substrait = \"fallback\"` in [profile] to fingerprint the plan text instead.")]
+    #[error(
+        "view `{view}`: no Substrait plan: {message}. Set `substrait = \"fallback\"` in [profile] to fingerprint the plan text instead."
+    )]
     Substrait {
         /// The view.
         view: String,

@@ -82,7 +82,11 @@ impl Store {
         let root = root.into();
         for dir in ["bundles", "runs"] {
             let path = root.join(dir);
-            std::fs::create_dir_all(&path).map_err(|source| ArtifactError::Io { action: "cannot create", path, source })?;
+            std::fs::create_dir_all(&path).map_err(|source| ArtifactError::Io {
+                action: "cannot create",
+                path,
+                source,
+            })?;
         }
         Ok(Self { root })
     }
@@ -118,7 +122,8 @@ impl Store {
     /// The ids of all recorded runs, oldest first.
     pub fn run_ids(&self) -> Result<Vec<String>> {
         let dir = self.root.join("runs");
-        let entries = std::fs::read_dir(&dir).map_err(|source| ArtifactError::Io { action: "cannot list", path: dir, source })?;
+        let entries =
+            std::fs::read_dir(&dir).map_err(|source| ArtifactError::Io { action: "cannot list", path: dir, source })?;
         let mut ids: Vec<String> = entries
             .flatten()
             .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".msgpack")).map(str::to_owned))
@@ -145,10 +150,8 @@ impl Store {
 /// then rename over `path`.
 fn write_atomic<T: Serialize>(path: &Path, kind: &str, payload: &T) -> Result<()> {
     let envelope = Envelope { schema_version: SCHEMA_VERSION, kind: kind.to_owned(), payload };
-    let bytes = rmp_serde::to_vec_named(&envelope).map_err(|e| ArtifactError::Corrupt {
-        path: path.to_owned(),
-        message: format!("cannot encode: {e}"),
-    })?;
+    let bytes = rmp_serde::to_vec_named(&envelope)
+        .map_err(|e| ArtifactError::Corrupt { path: path.to_owned(), message: format!("cannot encode: {e}") })?;
     let io = |action: &'static str, path: &Path| {
         let path = path.to_owned();
         move |source| ArtifactError::Io { action, path, source }
@@ -167,9 +170,14 @@ fn write_atomic<T: Serialize>(path: &Path, kind: &str, payload: &T) -> Result<()
 
 fn read<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
     let corrupt = |message: String| ArtifactError::Corrupt { path: path.to_owned(), message };
-    let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io { action: "cannot read", path: path.to_owned(), source })?;
-    let header: Header = rmp_serde::from_slice(&bytes)
-        .map_err(|e| corrupt(format!("not a dfpipe store file ({e}); delete it, or the whole .dfpipe directory, to start afresh")))?;
+    let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io {
+        action: "cannot read",
+        path: path.to_owned(),
+        source,
+    })?;
+    let header: Header = rmp_serde::from_slice(&bytes).map_err(|e| {
+        corrupt(format!("not a dfpipe store file ({e}); delete it, or the whole .dfpipe directory, to start afresh"))
+    })?;
     if header.schema_version > SCHEMA_VERSION {
         return Err(corrupt(format!(
             "written by a newer dfpipe (schema version {}, this one reads up to {SCHEMA_VERSION}); upgrade dfpipe",
@@ -179,8 +187,9 @@ fn read<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
     if header.kind != kind {
         return Err(corrupt(format!("holds a {} where a {kind} was expected", header.kind)));
     }
-    let envelope: Envelope<T> = rmp_serde::from_slice(&bytes)
-        .map_err(|e| corrupt(format!("cannot decode ({e}); delete it, or the whole .dfpipe directory, to start afresh")))?;
+    let envelope: Envelope<T> = rmp_serde::from_slice(&bytes).map_err(|e| {
+        corrupt(format!("cannot decode ({e}); delete it, or the whole .dfpipe directory, to start afresh"))
+    })?;
     Ok(envelope.payload)
 }
 

@@ -144,8 +144,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let json = matches!(cli.command, Command::Run { json: true, .. } | Command::Plan { json: true, .. } | Command::Check { json: true, .. })
-        || matches!(cli.command, Command::Lineage { format: LineageFormat::Json, .. });
+    let json = matches!(
+        cli.command,
+        Command::Run { json: true, .. } | Command::Plan { json: true, .. } | Command::Check { json: true, .. }
+    ) || matches!(cli.command, Command::Lineage { format: LineageFormat::Json, .. });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -242,7 +244,8 @@ fn load(args: &PipelineArgs) -> Result<Pipeline, EngineError> {
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
         None => {
-            let base = std::env::var_os("DFPIPE_DEMO_DIR").map_or_else(|| std::env::temp_dir().join("dfpipe-demo"), PathBuf::from);
+            let base = std::env::var_os("DFPIPE_DEMO_DIR")
+                .map_or_else(|| std::env::temp_dir().join("dfpipe-demo"), PathBuf::from);
             let dir = base.join(format!("sf-{}", args.scale_factor));
             tracing::info!(dir = %dir.display(), "preparing the built-in TPC-H demo");
             tpch::prepare_demo(&dir, args.scale_factor)?

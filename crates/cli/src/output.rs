@@ -110,7 +110,13 @@ pub(crate) fn check(report: &CheckReport, as_json: bool) {
     }
     for r in &report.results {
         let mark = if r.violations == 0 { "ok  " } else { "FAIL" };
-        println!("{mark} {:<10} {:<12} ({}) {} violations", r.relation, r.constraint, r.columns.join(", "), r.violations);
+        println!(
+            "{mark} {:<10} {:<12} ({}) {} violations",
+            r.relation,
+            r.constraint,
+            r.columns.join(", "),
+            r.violations
+        );
         for sample in &r.samples {
             println!("       {}", serde_json::to_string(sample).unwrap_or_default());
         }

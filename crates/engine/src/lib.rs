@@ -44,8 +44,11 @@ pub enum EngineError {
     #[error(transparent)]
     View(#[from] dfpipe_views::ViewError),
     /// The views reference each other in a cycle.
+    #[error("views read each other in a cycle: {}. Each view reads the next; change one of them to break the cycle.", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    /// The schedule could not be built.
     #[error(transparent)]
-    Cycle(#[from] dfpipe_scheduler::SchedulerError),
+    Schedule(dfpipe_scheduler::SchedulerError),
     /// A plan cannot be captured, or the store is unreadable.
     #[error(transparent)]
     Artifact(#[from] dfpipe_artifacts::ArtifactError),
@@ -78,11 +81,26 @@ impl EngineError {
             Self::Source { .. } => "source",
             Self::View(_) => "view",
             Self::Cycle(_) => "cycle",
+            Self::Schedule(_) => "schedule",
             Self::Artifact(_) => "artifact",
             Self::Contract(_) => "contract",
             Self::Write(_) => "write",
             Self::DataFusion(_) => "datafusion",
             Self::Io { .. } => "io",
+        }
+    }
+}
+
+impl From<dfpipe_scheduler::SchedulerError> for EngineError {
+    fn from(error: dfpipe_scheduler::SchedulerError) -> Self {
+        match error {
+            // The scheduler lists a cycle along its edges (a view before its readers);
+            // users read it the other way: each view reads the next.
+            dfpipe_scheduler::SchedulerError::Cycle(mut views) => {
+                views.reverse();
+                Self::Cycle(views)
+            }
+            other => Self::Schedule(other),
         }
     }
 }

@@ -8,9 +8,7 @@ use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::options::{ArrowReadOptions, JsonReadOptions};
 use datafusion::logical_expr::{Expr, Partitioning, SortExpr};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::{
-    CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext,
-};
+use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
 use dfpipe_artifacts::{Fingerprint, FingerprintInputs, PlanBundle, RunRecord, Store, capture};
 use dfpipe_scheduler::{Schedule, TaskGraph};
 use dfpipe_views::{SqlView, register_lazy};
@@ -107,7 +105,8 @@ impl Pipeline {
         for (name, source) in &self.spec.sources {
             let fail = |message: String| EngineError::Source { name: name.clone(), message };
             let local = !source.path.contains("://");
-            let path = if local { self.dir.join(&source.path).to_string_lossy().into_owned() } else { source.path.clone() };
+            let path =
+                if local { self.dir.join(&source.path).to_string_lossy().into_owned() } else { source.path.clone() };
             if local {
                 let base = glob_base(Path::new(&path));
                 if !base.exists() {
@@ -137,8 +136,7 @@ impl Pipeline {
         for (name, view) in &self.spec.views {
             let output = self.output_dir().join(name);
             if view.materialize == Materialize::Parquet && output.exists() && self.spec.contracts.contains_key(name) {
-                ctx.register_parquet(name, output.to_string_lossy().as_ref(), ParquetReadOptions::default())
-                    .await?;
+                ctx.register_parquet(name, output.to_string_lossy().as_ref(), ParquetReadOptions::default()).await?;
             }
         }
         let contracts: Vec<_> = self.spec.contracts.values().cloned().collect();
@@ -195,13 +193,11 @@ impl Pipeline {
             let df = view.plan(&ctx).await?;
             register_lazy(&ctx, view.name(), df.clone())?;
             let output = shape_output(df, &spec, &ctx, view.name())?;
-            let captured = capture(view.name(), output.logical_plan(), &ctx.state(), self.spec.profile.substrait).await?;
+            let captured =
+                capture(view.name(), output.logical_plan(), &ctx.state(), self.spec.profile.substrait).await?;
             let lineage = &captured.bundle.lineage;
-            let upstream: BTreeMap<String, Fingerprint> = lineage
-                .depends_on
-                .iter()
-                .filter_map(|r| fingerprints.get(r).map(|f| (r.clone(), f.clone())))
-                .collect();
+            let upstream: BTreeMap<String, Fingerprint> =
+                lineage.depends_on.iter().filter_map(|r| fingerprints.get(r).map(|f| (r.clone(), f.clone()))).collect();
             let mut settings = state_settings.clone();
             settings.insert("dfpipe.materialize".to_owned(), format!("{:?}", spec.materialize));
             settings.insert("dfpipe.partition_by".to_owned(), spec.partition_by.join(","));
@@ -214,7 +210,8 @@ impl Pipeline {
                 None => captured.bundle.substrait.clone(),
                 Some(_) => captured.bundle.optimized.clone().into_bytes(),
             };
-            let fingerprint = Fingerprint::of(&FingerprintInputs { plan: &basis, settings: &settings, upstream: &upstream });
+            let fingerprint =
+                Fingerprint::of(&FingerprintInputs { plan: &basis, settings: &settings, upstream: &upstream });
             fingerprints.insert(view.name().to_owned(), fingerprint.clone());
             let depends_on = lineage.depends_on.iter().filter(|r| names.contains(r.as_str())).cloned().collect();
             planned.push(PlannedView {

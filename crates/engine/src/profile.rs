@@ -69,8 +69,9 @@ impl Profile {
         }
         let mut runtime = RuntimeEnvBuilder::new();
         if let Some(limit) = &self.memory_limit {
-            let bytes = parse_size(limit)
-                .ok_or_else(|| spec_error(format!("[profile] memory_limit `{limit}` is not a size like \"4GiB\" or \"512MB\"")))?;
+            let bytes = parse_size(limit).ok_or_else(|| {
+                spec_error(format!("[profile] memory_limit `{limit}` is not a size like \"4GiB\" or \"512MB\""))
+            })?;
             runtime = runtime.with_memory_limit(bytes, 1.0);
         }
         let runtime = runtime.build().map_err(|e| spec_error(e.strip_backtrace()))?;

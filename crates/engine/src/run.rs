@@ -46,8 +46,11 @@ impl Planned {
     /// view skips its descendants; independent branches go on.
     pub async fn run(self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
         let output_dir = self.dir.join(&self.spec.pipeline.output_dir);
-        std::fs::create_dir_all(&output_dir)
-            .map_err(|source| EngineError::Io { action: "cannot create output directory", path: output_dir.clone(), source })?;
+        std::fs::create_dir_all(&output_dir).map_err(|source| EngineError::Io {
+            action: "cannot create output directory",
+            path: output_dir.clone(),
+            source,
+        })?;
         let leftovers = clean_staging(&output_dir)?;
         if leftovers > 0 {
             tracing::info!(leftovers, "removed staging leftovers of an interrupted run");
@@ -72,7 +75,10 @@ impl Planned {
                     tokio::spawn(async move {
                         let staged = write_parquet(plan, &state, &spec).await?;
                         let report = staged.commit()?;
-                        let metrics = BTreeMap::from([("bytes".to_owned(), report.bytes), ("files".to_owned(), report.files.len() as u64)]);
+                        let metrics = BTreeMap::from([
+                            ("bytes".to_owned(), report.bytes),
+                            ("files".to_owned(), report.files.len() as u64),
+                        ]);
                         Ok::<_, dfpipe_writer::WriteError>(Executed { rows: Some(report.rows), metrics })
                     })
                 });
@@ -103,7 +109,9 @@ impl Planned {
                     measured[id] = ms;
                     ("succeeded", None, executed.rows, Some(ms), executed.metrics)
                 }
-                TaskOutcome::Succeeded { value: None, .. } => ("skipped", Some(view.reason.clone()), None, None, BTreeMap::new()),
+                TaskOutcome::Succeeded { value: None, .. } => {
+                    ("skipped", Some(view.reason.clone()), None, None, BTreeMap::new())
+                }
                 TaskOutcome::Failed { error, duration } => {
                     ("failed", Some(error), None, Some(duration.as_millis() as u64), BTreeMap::new())
                 }
@@ -114,7 +122,9 @@ impl Planned {
                     None,
                     BTreeMap::new(),
                 ),
-                TaskOutcome::Cancelled => ("skipped", Some("run stopped early".to_owned()), None, None, BTreeMap::new()),
+                TaskOutcome::Cancelled => {
+                    ("skipped", Some("run stopped early".to_owned()), None, None, BTreeMap::new())
+                }
             };
             self.store.put_bundle(&view.fingerprint, &view.bundle)?;
             records.push(ViewRecord {
@@ -156,9 +166,7 @@ impl Planned {
 
 /// A run id that sorts by start time: nanoseconds since the Unix epoch, zero-padded.
 fn run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     format!("{nanos:020}")
 }

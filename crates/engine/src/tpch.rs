@@ -80,7 +80,10 @@ pub fn generate(scale_factor: f64, out: &Path, parts: usize) -> Result<Vec<(&'st
             .iter()
             .map(|&(table, part, count)| scope.spawn(move || write_part(scale_factor, out, table, part, count)))
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(io_error(out, "the generator thread panicked")))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(io_error(out, "the generator thread panicked"))))
+            .collect()
     });
     let mut rows: Vec<(&'static str, u64)> = TABLES.iter().map(|t| (*t, 0)).collect();
     for result in results {
@@ -105,11 +108,25 @@ fn reader(scale_factor: f64, table: &str, part: i32, count: i32) -> Box<dyn Reco
     }
 }
 
-fn write_part(scale_factor: f64, out: &Path, table: &'static str, part: usize, count: usize) -> Result<(&'static str, u64)> {
+fn write_part(
+    scale_factor: f64,
+    out: &Path,
+    table: &'static str,
+    part: usize,
+    count: usize,
+) -> Result<(&'static str, u64)> {
     let dir = out.join(table);
-    std::fs::create_dir_all(&dir).map_err(|source| EngineError::Io { action: "cannot create", path: dir.clone(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| EngineError::Io {
+        action: "cannot create",
+        path: dir.clone(),
+        source,
+    })?;
     let path = dir.join(format!("part-{part}.parquet"));
-    let file = File::create(&path).map_err(|source| EngineError::Io { action: "cannot create", path: path.clone(), source })?;
+    let file = File::create(&path).map_err(|source| EngineError::Io {
+        action: "cannot create",
+        path: path.clone(),
+        source,
+    })?;
     let reader = reader(scale_factor, table, part as i32, count as i32);
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
     let parquet_error = |e: parquet::errors::ParquetError| io_error(&path, &e.to_string());
@@ -125,7 +142,11 @@ fn write_part(scale_factor: f64, out: &Path, table: &'static str, part: usize, c
 }
 
 fn io_error(path: &Path, message: &str) -> EngineError {
-    EngineError::Io { action: "cannot write TPC-H data to", path: path.to_owned(), source: std::io::Error::other(message.to_owned()) }
+    EngineError::Io {
+        action: "cannot write TPC-H data to",
+        path: path.to_owned(),
+        source: std::io::Error::other(message.to_owned()),
+    }
 }
 
 /// Lays out the demo pipeline in `dir` (spec and views, refreshed every time) with TPC-H
@@ -138,7 +159,11 @@ pub fn prepare_demo(dir: &Path, scale_factor: f64) -> Result<PathBuf> {
         Ok::<_, EngineError>(())
     };
     let views = dir.join("views");
-    std::fs::create_dir_all(&views).map_err(|source| EngineError::Io { action: "cannot create", path: views.clone(), source })?;
+    std::fs::create_dir_all(&views).map_err(|source| EngineError::Io {
+        action: "cannot create",
+        path: views.clone(),
+        source,
+    })?;
     write(dir.join(crate::SPEC_FILE), DEMO_SPEC)?;
     for (name, sql) in DEMO_VIEWS {
         write(views.join(format!("{name}.sql")), sql)?;
@@ -148,7 +173,11 @@ pub fn prepare_demo(dir: &Path, scale_factor: f64) -> Result<PathBuf> {
     let wanted = format!("scale_factor = {scale_factor}\n");
     if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
         if data.exists() {
-            std::fs::remove_dir_all(&data).map_err(|source| EngineError::Io { action: "cannot clear", path: data.clone(), source })?;
+            std::fs::remove_dir_all(&data).map_err(|source| EngineError::Io {
+                action: "cannot clear",
+                path: data.clone(),
+                source,
+            })?;
         }
         let parts = std::thread::available_parallelism().map_or(2, usize::from);
         generate(scale_factor, &data, parts)?;

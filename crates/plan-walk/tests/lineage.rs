@@ -20,10 +20,8 @@ async fn lineage(sql: &str) -> Lineage {
 
 #[tokio::test]
 async fn relations_inside_subqueries_are_found() {
-    let l = lineage(
-        "SELECT c_name FROM customer WHERE EXISTS (SELECT 1 FROM orders WHERE o_custkey = c_custkey)",
-    )
-    .await;
+    let l =
+        lineage("SELECT c_name FROM customer WHERE EXISTS (SELECT 1 FROM orders WHERE o_custkey = c_custkey)").await;
     assert_eq!(l.depends_on, ["customer", "orders"]);
 }
 

@@ -1,7 +1,7 @@
 //! The executor: runs async task closures in critical-path order with bounded concurrency.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -69,10 +69,8 @@ impl<T> TaskGraph<T> {
         let level = self.bottom_levels(costs)?;
         let mut outcomes: Vec<Option<TaskOutcome<R, E>>> = (0..self.len()).map(|_| None).collect();
         let mut waiting_on: Vec<usize> = (0..self.len()).map(|id| self.dependencies(id).len()).collect();
-        let mut ready: BinaryHeap<(u64, Reverse<TaskId>)> = (0..self.len())
-            .filter(|&id| waiting_on[id] == 0)
-            .map(|id| (level[id], Reverse(id)))
-            .collect();
+        let mut ready: BinaryHeap<(u64, Reverse<TaskId>)> =
+            (0..self.len()).filter(|&id| waiting_on[id] == 0).map(|id| (level[id], Reverse(id))).collect();
         let mut running = FuturesUnordered::new();
         let mut stopped = false;
         loop {
@@ -151,10 +149,8 @@ mod tests {
     #[tokio::test]
     async fn fail_fast_starts_nothing_after_a_failure() {
         let g = graph();
-        let report = g
-            .execute(&[1; 5], 1, true, |id, _| async move { if id == 0 { Err(()) } else { Ok(()) } })
-            .await
-            .unwrap();
+        let report =
+            g.execute(&[1; 5], 1, true, |id, _| async move { if id == 0 { Err(()) } else { Ok(()) } }).await.unwrap();
         // With one worker, `a` (highest bottom level) runs first and fails; `e` never starts.
         assert!(matches!(report.outcomes[4], TaskOutcome::Cancelled));
     }

@@ -82,11 +82,8 @@ impl<T> TaskGraph<T> {
     }
 
     fn neighbors(&self, id: TaskId, direction: Direction) -> Vec<TaskId> {
-        let set: BTreeSet<TaskId> = self
-            .graph
-            .neighbors_directed(NodeIndex::new(id), direction)
-            .map(NodeIndex::index)
-            .collect();
+        let set: BTreeSet<TaskId> =
+            self.graph.neighbors_directed(NodeIndex::new(id), direction).map(NodeIndex::index).collect();
         set.into_iter().collect()
     }
 
@@ -117,9 +114,7 @@ impl<T> TaskGraph<T> {
     /// cycle found, listed in full.
     pub fn topological_order(&self) -> Result<Vec<TaskId>, SchedulerError> {
         if let Some(cycle) = self.find_cycle() {
-            return Err(SchedulerError::Cycle(
-                cycle.iter().map(|&id| self.name(id).to_owned()).collect(),
-            ));
+            return Err(SchedulerError::Cycle(cycle.iter().map(|&id| self.name(id).to_owned()).collect()));
         }
         let mut indegree: Vec<usize> = (0..self.len()).map(|id| self.dependencies(id).len()).collect();
         let mut ready: BTreeSet<TaskId> = (0..self.len()).filter(|&id| indegree[id] == 0).collect();

@@ -52,9 +52,8 @@ impl<T> TaskGraph<T> {
     pub fn critical_path(&self, costs: &[u64]) -> Result<Vec<TaskId>, SchedulerError> {
         let level = self.bottom_levels(costs)?;
         let mut path = Vec::new();
-        let entry = (0..self.len())
-            .filter(|&id| self.dependencies(id).is_empty())
-            .max_by_key(|&id| (level[id], Reverse(id)));
+        let entry =
+            (0..self.len()).filter(|&id| self.dependencies(id).is_empty()).max_by_key(|&id| (level[id], Reverse(id)));
         let mut cursor = entry;
         while let Some(id) = cursor {
             path.push(id);
@@ -71,10 +70,8 @@ impl<T> TaskGraph<T> {
         let level = self.bottom_levels(costs)?;
         let critical_path = self.critical_path(costs)?;
         let mut waiting_on: Vec<usize> = (0..self.len()).map(|id| self.dependencies(id).len()).collect();
-        let mut ready: BinaryHeap<(u64, Reverse<TaskId>)> = (0..self.len())
-            .filter(|&id| waiting_on[id] == 0)
-            .map(|id| (level[id], Reverse(id)))
-            .collect();
+        let mut ready: BinaryHeap<(u64, Reverse<TaskId>)> =
+            (0..self.len()).filter(|&id| waiting_on[id] == 0).map(|id| (level[id], Reverse(id))).collect();
         // Running tasks as (finish, task, worker), earliest finish first.
         let mut running: BinaryHeap<Reverse<(u64, TaskId, usize)>> = BinaryHeap::new();
         let mut idle: BinaryHeap<Reverse<usize>> = (0..workers).map(Reverse).collect();

@@ -42,15 +42,10 @@ impl SqlView {
             file: file.to_owned(),
             message: e.strip_backtrace(),
         };
-        let refused = |what: &str| ViewError::Refused {
-            view: name.to_owned(),
-            file: file.to_owned(),
-            what: what.to_owned(),
-        };
-        let mut statements = DFParserBuilder::new(sql)
-            .build()
-            .and_then(|mut p| p.parse_statements())
-            .map_err(invalid)?;
+        let refused =
+            |what: &str| ViewError::Refused { view: name.to_owned(), file: file.to_owned(), what: what.to_owned() };
+        let mut statements =
+            DFParserBuilder::new(sql).build().and_then(|mut p| p.parse_statements()).map_err(invalid)?;
         let statement = match (statements.pop_front(), statements.len()) {
             (None, _) => return Err(refused("an empty file")),
             (Some(_), n) if n > 0 => return Err(refused(&format!("{} statements", n + 1))),
@@ -72,13 +67,7 @@ impl SqlView {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        Ok(Self {
-            name: name.to_owned(),
-            file: file.to_owned(),
-            statement,
-            references,
-            params: BTreeMap::new(),
-        })
+        Ok(Self { name: name.to_owned(), file: file.to_owned(), statement, references, params: BTreeMap::new() })
     }
 
     /// Binds named parameters (`$name` in the SQL) to typed values.
@@ -120,10 +109,10 @@ impl SqlView {
             .with_allow_statements(false)
             .verify_plan(&plan)
             .map_err(|e| ViewError::Refused {
-                view: self.name.clone(),
-                file: self.file.clone(),
-                what: e.strip_backtrace(),
-            })?;
+            view: self.name.clone(),
+            file: self.file.clone(),
+            what: e.strip_backtrace(),
+        })?;
         let plan = self.bind(plan)?;
         Ok(DataFrame::new(state, plan))
     }

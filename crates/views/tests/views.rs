@@ -104,11 +104,14 @@ async fn parameters_bind_as_values_and_mismatches_are_errors() {
     let plan = bound.plan(&ctx).await.unwrap().into_unoptimized_plan().display_indent().to_string();
     assert!(plan.contains("Int64(3)") && plan.contains("Utf8(\"x' or '1'='1\")"), "{plan}");
 
-    let missing = parse(&ctx, sql).unwrap().with_params(BTreeMap::from([("min".to_owned(), ScalarValue::Int64(Some(3)))]));
+    let missing =
+        parse(&ctx, sql).unwrap().with_params(BTreeMap::from([("min".to_owned(), ScalarValue::Int64(Some(3)))]));
     let message = missing.plan(&ctx).await.unwrap_err().to_string();
     assert!(message.contains("$name") && message.contains("no value"), "{message}");
 
-    let unused = parse(&ctx, "select k from t").unwrap().with_params(BTreeMap::from([("min".to_owned(), ScalarValue::Int64(Some(3)))]));
+    let unused = parse(&ctx, "select k from t")
+        .unwrap()
+        .with_params(BTreeMap::from([("min".to_owned(), ScalarValue::Int64(Some(3)))]));
     let message = unused.plan(&ctx).await.unwrap_err().to_string();
     assert!(message.contains("`min`") && message.contains("not used"), "{message}");
 }
@@ -118,6 +121,6 @@ async fn planning_errors_name_the_view_and_file() {
     let (ctx, _) = context();
     let message = parse(&ctx, "select nope from t").unwrap().plan(&ctx).await.unwrap_err().to_string();
     assert!(message.starts_with("view `v` (views/v.sql)") && message.contains("nope"), "{message}");
-    let message = parse(&ctx, "select k\nfrom t\nwhere").unwrap_err().to_string();
+    let message = parse(&ctx, "select k\nfrom t\nwhere )").unwrap_err().to_string();
     assert!(message.contains("views/v.sql") && message.contains("Line: 3"), "{message}");
 }

@@ -71,8 +71,11 @@ pub async fn write_parquet(plan: Arc<dyn ExecutionPlan>, state: &SessionState, s
             .set(key, value)
             .map_err(|e| spec_error(format!("parquet option `{key} = {value}`: {}", e.strip_backtrace())))?;
     }
-    ParquetWriterOptions::try_from(&options).map_err(|e| spec_error(e.strip_backtrace()))?;
     let schema = plan.schema();
+    // Resolve every option (compression names and levels among them) before writing.
+    let mut resolved = options.clone();
+    resolved.arrow_schema(&schema);
+    ParquetWriterOptions::try_from(&resolved).map_err(|e| spec_error(e.strip_backtrace()))?;
     for column in &spec.partition_by {
         if schema.field_with_name(column).is_err() {
             return Err(spec_error(format!("partition column `{column}` is not in the output schema")));
@@ -116,14 +119,17 @@ pub async fn write_parquet(plan: Arc<dyn ExecutionPlan>, state: &SessionState, s
         file_output_mode: FileOutputMode::Directory,
     };
     let ordering = plan.properties().output_ordering().cloned();
-    let sink = ParquetFormat::new().with_options(options.clone())
+    let sink = ParquetFormat::new()
+        .with_options(options.clone())
         .create_writer_physical_plan(plan, state, config, ordering.map(Into::into))
         .await
         .map_err(dferr)?;
     let batches = collect(sink, state.task_ctx()).await.map_err(dferr)?;
     let rows = batches
         .iter()
-        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().map(|a| (0..a.len()).map(|i| a.value(i)).sum::<u64>()))
+        .filter_map(|b| {
+            b.column(0).as_any().downcast_ref::<UInt64Array>().map(|a| (0..a.len()).map(|i| a.value(i)).sum::<u64>())
+        })
         .sum();
 
     let files = list_files(&staged.staging)?;
@@ -198,13 +204,18 @@ fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {
-        let entries = std::fs::read_dir(&current)
-            .map_err(|source| WriteError::Io { action: "cannot list", path: current.clone(), source })?;
+        let entries = std::fs::read_dir(&current).map_err(|source| WriteError::Io {
+            action: "cannot list",
+            path: current.clone(),
+            source,
+        })?;
         for entry in entries.flatten() {
             let path = entry.path();
-            let meta = entry
-                .metadata()
-                .map_err(|source| WriteError::Io { action: "cannot stat", path: path.clone(), source })?;
+            let meta = entry.metadata().map_err(|source| WriteError::Io {
+                action: "cannot stat",
+                path: path.clone(),
+                source,
+            })?;
             if meta.is_dir() {
                 pending.push(path);
             } else if let Ok(relative) = path.strip_prefix(dir) {
@@ -232,15 +243,16 @@ fn option_entries(options: &TableParquetOptions) -> BTreeMap<String, String> {
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
-    std::path::absolute(path)
-        .map_err(|source| WriteError::Io { action: "cannot resolve", path: path.to_owned(), source })
+    std::path::absolute(path).map_err(|source| WriteError::Io {
+        action: "cannot resolve",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// A suffix unique to this process and moment, for staging directory names.
 fn unique_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     format!("{}-{nanos}", std::process::id())
 }

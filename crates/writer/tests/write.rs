@@ -17,7 +17,8 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 /// A context with table `t(k, v)` of `batches` batches of 100 rows; `v` is numeric text
 /// except in the last batch when `poison_last` is set.
 fn context(batches: usize, poison_last: bool) -> SessionContext {
-    let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false), Field::new("v", DataType::Utf8, false)]));
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false), Field::new("v", DataType::Utf8, false)]));
     let data: Vec<RecordBatch> = (0..batches)
         .map(|b| {
             let keys: Vec<i64> = (0..100).map(|i| (b * 100 + i) as i64).collect();
@@ -67,9 +68,13 @@ async fn a_write_commits_whole_with_its_options() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out").join("t");
     let ctx = context(5, false);
-    let staged = write_parquet(plan(&ctx, "select k, cast(v as bigint) as n from t").await, &ctx.state(), &spec(&target, &[("compression", "zstd(3)")]))
-        .await
-        .unwrap();
+    let staged = write_parquet(
+        plan(&ctx, "select k, cast(v as bigint) as n from t").await,
+        &ctx.state(),
+        &spec(&target, &[("compression", "zstd(3)")]),
+    )
+    .await
+    .unwrap();
     assert!(!target.exists(), "nothing is visible before the commit");
     let report = staged.commit().unwrap();
     assert_eq!(report.rows, 500);
@@ -103,15 +108,19 @@ async fn bad_specs_are_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("out").join("t");
     let ctx = context(1, false);
-    let error = write_parquet(plan(&ctx, "select * from t").await, &ctx.state(), &spec(&target, &[("compression", "zip(9)")]))
-        .await
-        .unwrap_err();
+    let error =
+        write_parquet(plan(&ctx, "select * from t").await, &ctx.state(), &spec(&target, &[("compression", "zip(9)")]))
+            .await
+            .unwrap_err();
     assert!(matches!(error, WriteError::Spec { .. }) && error.to_string().contains("zip"), "{error}");
     let mut partitioned = spec(&target, &[]);
     partitioned.partition_by = vec!["nope".to_owned()];
     let error = write_parquet(plan(&ctx, "select * from t").await, &ctx.state(), &partitioned).await.unwrap_err();
     assert!(error.to_string().contains("partition column `nope`"), "{error}");
-    assert!(!dir.path().join("out").join(".staging").exists() || std::fs::read_dir(dir.path().join("out").join(".staging")).unwrap().count() == 0);
+    assert!(
+        !dir.path().join("out").join(".staging").exists()
+            || std::fs::read_dir(dir.path().join("out").join(".staging")).unwrap().count() == 0
+    );
     assert!(!target.exists());
 }
 
