@@ -18,7 +18,7 @@ pub fn layered_dag(tasks: usize, width: usize, seed: u64) -> (TaskGraph<()>, Vec
     }
     for i in width..tasks {
         let layer_start = (i / width - 1) * width;
-        for _ in 0..(1 + next() % 3) {
+        for _ in 0..=(next() % 3) {
             let dep = layer_start + (next() as usize % width);
             graph.add_dependency(dep, i).expect("ids are in range");
         }

@@ -217,7 +217,11 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                 ExplainFormat::Physical => bundle.physical.clone(),
                 ExplainFormat::Substrait => match &bundle.substrait_fallback {
                     Some(reason) => format!("no Substrait plan: {reason}"),
-                    None => bundle.substrait.iter().map(|b| format!("{b:02x}")).collect(),
+                    None => bundle.substrait.iter().fold(String::new(), |mut hex, b| {
+                        use std::fmt::Write;
+                        let _ = write!(hex, "{b:02x}");
+                        hex
+                    }),
                 },
             };
             println!("{}", text.trim_end());
@@ -241,15 +245,14 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
 
 /// Loads the pipeline in `args.dir`, or prepares the built-in demo.
 fn load(args: &PipelineArgs) -> Result<Pipeline, EngineError> {
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => {
-            let base = std::env::var_os("DFPIPE_DEMO_DIR")
-                .map_or_else(|| std::env::temp_dir().join("dfpipe-demo"), PathBuf::from);
-            let dir = base.join(format!("sf-{}", args.scale_factor));
-            tracing::info!(dir = %dir.display(), "preparing the built-in TPC-H demo");
-            tpch::prepare_demo(&dir, args.scale_factor)?
-        }
+    let dir = if let Some(dir) = &args.dir {
+        dir.clone()
+    } else {
+        let base =
+            std::env::var_os("DFPIPE_DEMO_DIR").map_or_else(|| std::env::temp_dir().join("dfpipe-demo"), PathBuf::from);
+        let dir = base.join(format!("sf-{}", args.scale_factor));
+        tracing::info!(dir = %dir.display(), "preparing the built-in TPC-H demo");
+        tpch::prepare_demo(&dir, args.scale_factor)?
     };
     Pipeline::load(dir)
 }

@@ -100,7 +100,7 @@ impl From<dfpipe_scheduler::SchedulerError> for EngineError {
                 views.reverse();
                 Self::Cycle(views)
             }
-            other => Self::Schedule(other),
+            other @ dfpipe_scheduler::SchedulerError::UnknownTask(_) => Self::Schedule(other),
         }
     }
 }
