@@ -44,11 +44,14 @@ async fn first_run_executes_every_query_and_second_run_nothing() {
     assert_eq!(first.views.iter().find(|v| v.name == "q01").unwrap().rows, Some(4));
     assert_eq!(first.views.iter().find(|v| v.name == "q06").unwrap().rows, Some(1));
 
-    let second = demo.run(RunOptions::default()).await.unwrap();
-    assert!(executed(&second).is_empty(), "{second:#?}");
-    for v in second.views.iter().filter(|v| v.name.starts_with('q')) {
-        assert_eq!(v.reason.as_deref(), Some("fingerprint unchanged"), "{v:?}");
-        assert_eq!(v.cost_source, "measured");
+    // Twice: the costs measured by the first run carry over runs that skip the views.
+    for _ in 0..2 {
+        let again = demo.run(RunOptions::default()).await.unwrap();
+        assert!(executed(&again).is_empty(), "{again:#?}");
+        for v in again.views.iter().filter(|v| v.name.starts_with('q')) {
+            assert_eq!(v.reason.as_deref(), Some("fingerprint unchanged"), "{v:?}");
+            assert_eq!(v.cost_source, "measured");
+        }
     }
 }
 

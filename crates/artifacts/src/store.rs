@@ -42,6 +42,10 @@ pub struct ViewRecord {
     pub rows: Option<u64>,
     /// Wall time in milliseconds, for a view that ran.
     pub duration_ms: Option<u64>,
+    /// The cost to schedule the view by next time: its last measured wall time in
+    /// milliseconds, carried over by runs that skip it.
+    #[serde(default)]
+    pub cost_ms: Option<u64>,
     /// Measured figures (bytes written, files, ...), by name.
     pub metrics: BTreeMap<String, u64>,
 }

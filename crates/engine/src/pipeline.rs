@@ -327,8 +327,8 @@ fn shape_output(df: DataFrame, spec: &ViewSpec, ctx: &SessionContext, view: &str
 /// Decides whether `run` executes `view`, and why.
 fn decide(view: &mut PlannedView, last_run: Option<&RunRecord>, options: &RunOptions, output_dir: &Path) {
     let last = last_run.and_then(|r| r.views.iter().find(|v| v.name == view.name));
-    if let Some(duration) = last.and_then(|l| l.duration_ms) {
-        view.cost_ms = duration.max(1);
+    if let Some(cost) = last.and_then(|l| l.cost_ms) {
+        view.cost_ms = cost.max(1);
         view.cost_source = "measured";
     }
     let (will_run, reason) = if view.spec.materialize == Materialize::Lazy {

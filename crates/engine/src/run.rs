@@ -134,6 +134,8 @@ impl Planned {
                 reason: reason.clone(),
                 rows,
                 duration_ms,
+                // A measured view that was skipped keeps its cost; one never measured has none.
+                cost_ms: duration_ms.or((view.cost_source == "measured").then_some(view.cost_ms)),
                 metrics,
             });
             views.push(ViewRunReport {
