@@ -78,6 +78,10 @@ async fn select_and_full_narrow_and_force_the_run() {
     assert_eq!(executed(&selected), ["q01", "q03"]);
     let full = demo.run(RunOptions { full: true, select: vec!["q01".into()], ..RunOptions::default() }).await.unwrap();
     assert_eq!(executed(&full), ["q01"]);
+    // The next plain run builds what was never selected, and only that.
+    let rest = executed(&demo.run(RunOptions::default()).await.unwrap());
+    assert_eq!(rest.len(), 20, "{rest:?}");
+    assert!(!rest.contains(&"q01".to_owned()) && !rest.contains(&"q03".to_owned()), "{rest:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,6 +99,18 @@ async fn a_failing_view_skips_its_descendants_and_keeps_previous_outputs() {
     let reason = report.views.iter().find(|v| v.name == "bad").unwrap().reason.clone().unwrap();
     assert!(reason.contains("Cast") || reason.contains("cast"), "{reason}");
     assert!(!demo.path().join("out").join("bad").exists());
+
+    // A contract on a view is checked on its staged output: a violation keeps the old output.
+    let spec_file = demo.path().join("dfpipe.toml");
+    let spec = std::fs::read_to_string(&spec_file).unwrap();
+    demo.append_spec("\n[contracts.q01]\nprimary_key = [\"l_linestatus\"]\n");
+    let report =
+        demo.run(RunOptions { full: true, select: vec!["q01".into()], ..RunOptions::default() }).await.unwrap();
+    let q01 = report.views.iter().find(|v| v.name == "q01").unwrap();
+    assert_eq!(q01.status, "failed");
+    assert!(q01.reason.as_deref().unwrap().contains("primary_key (l_linestatus) has 1 violation(s)"), "{q01:?}");
+    assert_eq!(output_rows(&demo, "q01").await, 4);
+    std::fs::write(&spec_file, spec).unwrap();
 
     // Now make q01 fail: its previous output stays whole and readable.
     let before = output_rows(&demo, "q01").await;
@@ -163,6 +179,27 @@ async fn bad_input_is_a_clear_error() {
     demo.write_view("typo", "select o_orderkey\nfrom stg_orders\nwhere ) and 1");
     let message = plan_error(&demo).await.to_string();
     assert!(message.contains("typo.sql") && message.contains("Line: 3"), "{message}");
+
+    // A view declared in dfpipe.toml without its SQL file.
+    let demo = Demo::new();
+    demo.append_spec("\n[views.ghost]\nmaterialize = \"parquet\"\n");
+    let message = plan_error(&demo).await.to_string();
+    assert!(message.contains("[views.ghost]") && message.contains("ghost.sql"), "{message}");
+
+    // A corrupt store file is named, never silently used or overwritten.
+    let demo = Demo::new();
+    let runs = demo.path().join(".dfpipe").join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::write(runs.join("99999999999999999999.msgpack"), b"\x93garbage").unwrap();
+    let message = plan_error(&demo).await.to_string();
+    assert!(message.contains("99999999999999999999.msgpack") && message.contains("delete it"), "{message}");
+    assert_eq!(std::fs::read(runs.join("99999999999999999999.msgpack")).unwrap(), b"\x93garbage");
+
+    // A view named like a source.
+    let demo = Demo::new();
+    demo.write_view("orders", "select 1 as one");
+    let message = plan_error(&demo).await.to_string();
+    assert!(message.contains("orders.sql") && message.contains("[sources.orders]"), "{message}");
 
     // A contract on an unknown column is refused before anything runs.
     let demo = Demo::new();

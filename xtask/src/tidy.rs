@@ -98,12 +98,23 @@ fn sources(root: &Path) -> Result<Vec<String>> {
     }
     files.sort();
     let should_panic = ["#[should", "_panic"].concat();
+    // Library crates never print or exit: they return errors and events to their callers.
+    let forbidden_in_libraries = ["println!", "eprintln!", "print!(", "eprint!(", "process::exit"];
     for file in files {
         let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
         let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
         let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
         if !first.starts_with("//!") {
             problems.push(format!("{shown}: a module starts with a `//!` doc comment saying what it is for"));
+        }
+        let library = shown.starts_with("crates/") && !shown.starts_with("crates/cli/") && shown.contains("/src/");
+        if library {
+            for forbidden in forbidden_in_libraries {
+                if text.contains(forbidden) {
+                    problems
+                        .push(format!("{shown}: library crates never use `{forbidden}`; return an error or an event"));
+                }
+            }
         }
         if text.contains(&should_panic) {
             problems.push(format!("{shown}: no `{should_panic}]`; assert on the returned error instead"));

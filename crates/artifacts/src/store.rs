@@ -34,6 +34,10 @@ pub struct ViewRecord {
     pub name: String,
     /// Its fingerprint in this run.
     pub fingerprint: Fingerprint,
+    /// The fingerprint its committed output was built from, if it has one: this run's
+    /// fingerprint when it ran and committed, else carried over from the previous run.
+    #[serde(default)]
+    pub output_fingerprint: Option<Fingerprint>,
     /// `succeeded`, `skipped`, `failed` or `upstream_failed`.
     pub status: String,
     /// Why, for anything but `succeeded`.
@@ -48,14 +52,6 @@ pub struct ViewRecord {
     pub cost_ms: Option<u64>,
     /// Measured figures (bytes written, files, ...), by name.
     pub metrics: BTreeMap<String, u64>,
-}
-
-impl ViewRecord {
-    /// Whether this record leaves the view's output current at `fingerprint`: it ran and
-    /// succeeded, or was skipped because nothing had changed.
-    pub fn is_current(&self) -> bool {
-        self.status == "succeeded" || (self.status == "skipped" && self.reason.as_deref() == Some(UNCHANGED))
-    }
 }
 
 /// The reason recorded for views skipped because their fingerprint did not change.

@@ -1,5 +1,8 @@
 //! The `dfpipe` command line: plan-first pipelines of views on DataFusion.
 
+// Printing is what a command line does; library crates are held to `print_stdout`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod output;
 
 use std::io::IsTerminal;
@@ -14,7 +17,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// dfpipe runs pipelines of SQL views on Apache DataFusion, plan first: every view is planned,
 /// fingerprinted and scheduled before anything executes.
 #[derive(Debug, Parser)]
-#[command(name = "dfpipe", version, about, long_about = None)]
+#[command(
+    name = "dfpipe",
+    version,
+    after_help = "Exit codes: 0 success, 1 a view or contract failed, 2 usage or specification error.\n\
+                  Environment: RUST_LOG sets log levels (logs go to stderr); DFPIPE_DEMO_DIR is where the \
+                  built-in demo is laid out (default: the system temporary directory)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +82,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExplainFormat::Optimized)]
         format: ExplainFormat,
     },
-    /// Check the declared contracts (keys, not-null, foreign keys) on the sources.
+    /// Check the declared contracts (keys, not-null, foreign keys) on the sources and on the
+    /// committed outputs of materialized views.
     Check {
         #[command(flatten)]
         pipeline: PipelineArgs,
@@ -197,7 +207,9 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, ..RunOptions::default() }).await?;
             let mut report = planned.lineage();
             if let Some(view) = view {
-                check_view(&planned.view_names(), &view)?;
+                if planned.bundle(&view).is_none() {
+                    return Err(unknown_view(&planned.view_names(), &view));
+                }
                 report.views.retain(|v| v.name == view);
             }
             match format {
@@ -209,8 +221,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
         }
         Command::Explain { pipeline, view, format } => {
             let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, ..RunOptions::default() }).await?;
-            check_view(&planned.view_names(), &view)?;
-            let Some(bundle) = planned.bundle(&view) else { return Ok(ExitCode::from(2)) };
+            let bundle = planned.bundle(&view).ok_or_else(|| unknown_view(&planned.view_names(), &view))?;
             let text = match format {
                 ExplainFormat::Logical => bundle.logical.clone(),
                 ExplainFormat::Optimized => bundle.optimized.clone(),
@@ -257,14 +268,11 @@ fn load(args: &PipelineArgs) -> Result<Pipeline, EngineError> {
     Pipeline::load(dir)
 }
 
-fn check_view(names: &[&str], view: &str) -> Result<(), EngineError> {
-    if names.contains(&view) {
-        return Ok(());
-    }
-    Err(EngineError::Spec {
+fn unknown_view(names: &[&str], view: &str) -> EngineError {
+    EngineError::Spec {
         file: PathBuf::from("--view"),
         message: format!("no view named `{view}`; the views are: {}", names.join(", ")),
-    })
+    }
 }
 
 fn progress_bar(json: bool) -> Option<ProgressBar> {

@@ -100,7 +100,7 @@ impl From<dfpipe_scheduler::SchedulerError> for EngineError {
                 views.reverse();
                 Self::Cycle(views)
             }
-            other @ dfpipe_scheduler::SchedulerError::UnknownTask(_) => Self::Schedule(other),
+            other => Self::Schedule(other),
         }
     }
 }

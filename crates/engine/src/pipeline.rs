@@ -51,6 +51,8 @@ pub(crate) struct PlannedView {
     pub(crate) reason: String,
     pub(crate) cost_ms: u64,
     pub(crate) cost_source: &'static str,
+    /// The fingerprint its committed output was built from, per the last run.
+    pub(crate) output_fingerprint: Option<Fingerprint>,
 }
 
 /// A pipeline with every view planned, and the decision of what runs.
@@ -100,7 +102,7 @@ impl Pipeline {
     /// A session with the profile applied, every source registered and every contract
     /// validated. Returns the source fingerprints by name.
     pub async fn session(&self) -> Result<(SessionContext, BTreeMap<String, Fingerprint>)> {
-        let ctx = self.spec.profile.session()?;
+        let ctx = self.spec.profile.session(&self.dir.join(crate::SPEC_FILE))?;
         let mut fingerprints = BTreeMap::new();
         for (name, source) in &self.spec.sources {
             let fail = |message: String| EngineError::Source { name: name.clone(), message };
@@ -135,7 +137,7 @@ impl Pipeline {
         let (ctx, _) = self.session().await?;
         for (name, view) in &self.spec.views {
             let output = self.output_dir().join(name);
-            if view.materialize == Materialize::Parquet && output.exists() && self.spec.contracts.contains_key(name) {
+            if view.materialize == Materialize::Parquet && output.exists() {
                 ctx.register_parquet(name, output.to_string_lossy().as_ref(), ParquetReadOptions::default()).await?;
             }
         }
@@ -192,7 +194,7 @@ impl Pipeline {
             let spec = self.spec.views.get(view.name()).cloned().unwrap_or_default();
             let df = view.plan(&ctx).await?;
             register_lazy(&ctx, view.name(), df.clone())?;
-            let output = shape_output(df, &spec, &ctx, view.name())?;
+            let output = shape_output(df, &spec, &ctx, view.name(), &self.dir)?;
             let captured =
                 capture(view.name(), output.logical_plan(), &ctx.state(), self.spec.profile.substrait).await?;
             let lineage = &captured.bundle.lineage;
@@ -225,6 +227,7 @@ impl Pipeline {
                 reason: String::new(),
                 cost_ms: DEFAULT_COST_MS,
                 cost_source: "default",
+                output_fingerprint: None,
             });
         }
         for contract in self.spec.contracts.values() {
@@ -279,12 +282,29 @@ impl Pipeline {
             Err(e) => return Err(io(e)),
         };
         files.sort();
+        if let Some(clash) = files.iter().find_map(|f| {
+            let name = f.file_stem()?.to_str()?;
+            self.spec.sources.contains_key(name).then(|| name.to_owned())
+        }) {
+            return Err(EngineError::Spec {
+                file: self.dir.join(crate::SPEC_FILE),
+                message: format!(
+                    "view `{clash}` (views/{clash}.sql) has the name of source [sources.{clash}]; rename one of them"
+                ),
+            });
+        }
         let state = ctx.state();
         files
             .iter()
             .map(|file| {
                 let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-                let params = self.spec.views.get(name).map(|v| scalar_params(&v.params)).unwrap_or_default();
+                let params = match self.spec.views.get(name) {
+                    Some(view) => scalar_params(&view.params).map_err(|message| EngineError::Spec {
+                        file: self.dir.join(crate::SPEC_FILE),
+                        message: format!("[views.{name}] params: {message}"),
+                    })?,
+                    None => BTreeMap::new(),
+                };
                 Ok(SqlView::from_file(name, file, &state)?.with_params(params))
             })
             .collect()
@@ -292,10 +312,10 @@ impl Pipeline {
 }
 
 /// Applies a view's output options (`repartition_by`, `sort_by`) to its plan.
-fn shape_output(df: DataFrame, spec: &ViewSpec, ctx: &SessionContext, view: &str) -> Result<DataFrame> {
+fn shape_output(df: DataFrame, spec: &ViewSpec, ctx: &SessionContext, view: &str, dir: &Path) -> Result<DataFrame> {
     let mut df = df;
     let invalid = |what: &str, e: datafusion::error::DataFusionError| EngineError::Spec {
-        file: crate::SPEC_FILE.into(),
+        file: dir.join(crate::SPEC_FILE),
         message: format!("[views.{view}] {what}: {}", e.strip_backtrace()),
     };
     if !spec.repartition_by.is_empty() {
@@ -331,19 +351,18 @@ fn decide(view: &mut PlannedView, last_run: Option<&RunRecord>, options: &RunOpt
         view.cost_ms = cost.max(1);
         view.cost_source = "measured";
     }
+    view.output_fingerprint = last.and_then(|l| l.output_fingerprint.clone());
     let (will_run, reason) = if view.spec.materialize == Materialize::Lazy {
         (false, "lazy view: planned inline by the views that read it".to_owned())
     } else if !options.select.is_empty() && !options.select.contains(&view.name) {
         (false, "not selected".to_owned())
     } else if options.full {
         (true, "--full".to_owned())
-    } else if !output_dir.join(&view.name).exists() {
-        (true, "output missing".to_owned())
     } else {
-        match last {
+        match &view.output_fingerprint {
             None => (true, "no previous run".to_owned()),
-            Some(l) if !l.is_current() => (true, format!("previous run: {}", l.status)),
-            Some(l) if l.fingerprint != view.fingerprint => (true, "fingerprint changed".to_owned()),
+            Some(_) if !output_dir.join(&view.name).exists() => (true, "output missing".to_owned()),
+            Some(built) if *built != view.fingerprint => (true, "fingerprint changed".to_owned()),
             Some(_) => (false, dfpipe_artifacts::UNCHANGED.to_owned()),
         }
     };
@@ -425,7 +444,8 @@ impl Planned {
     }
 }
 
-fn scalar_params(params: &BTreeMap<String, toml::Value>) -> BTreeMap<String, ScalarValue> {
+/// Typed values for `$name` parameters: strings, integers, floats and booleans.
+fn scalar_params(params: &BTreeMap<String, toml::Value>) -> Result<BTreeMap<String, ScalarValue>, String> {
     params
         .iter()
         .map(|(name, value)| {
@@ -434,9 +454,15 @@ fn scalar_params(params: &BTreeMap<String, toml::Value>) -> BTreeMap<String, Sca
                 toml::Value::Float(f) => ScalarValue::Float64(Some(*f)),
                 toml::Value::Boolean(b) => ScalarValue::Boolean(Some(*b)),
                 toml::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
-                other => ScalarValue::Utf8(Some(other.to_string())),
+                other => {
+                    return Err(format!(
+                        "`{name}` is a {}; a parameter is a string, an integer, a float or a boolean \
+                         (write dates as strings and cast them in the SQL)",
+                        other.type_str()
+                    ));
+                }
             };
-            (name.clone(), scalar)
+            Ok((name.clone(), scalar))
         })
         .collect()
 }

@@ -1,12 +1,13 @@
 //! The runtime profile turned into DataFusion's `SessionConfig` and `RuntimeEnv`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::spec::{Profile, SPEC_FILE};
+use crate::spec::Profile;
 use crate::{EngineError, Result};
 
 impl Profile {
@@ -58,8 +59,9 @@ impl Profile {
     }
 
     /// A `SessionContext` configured by this profile, with `information_schema` enabled.
-    pub fn session(&self) -> Result<SessionContext> {
-        let spec_error = |message: String| EngineError::Spec { file: SPEC_FILE.into(), message };
+    /// Errors name `file`, the `dfpipe.toml` the profile came from.
+    pub fn session(&self, file: &Path) -> Result<SessionContext> {
+        let spec_error = |message: String| EngineError::Spec { file: file.to_owned(), message };
         let mut config = SessionConfig::new().with_information_schema(true);
         for (key, value) in self.settings() {
             config

@@ -72,14 +72,19 @@ impl Planned {
                         parquet: parquet.clone(),
                         partition_by: view.spec.partition_by.clone(),
                     };
+                    let contract = self.spec.contracts.get(&view.name).cloned();
+                    let ctx = self.ctx.clone();
                     tokio::spawn(async move {
-                        let staged = write_parquet(plan, &state, &spec).await?;
-                        let report = staged.commit()?;
+                        let staged = write_parquet(plan, &state, &spec).await.map_err(|e| e.to_string())?;
+                        if let Some(contract) = contract {
+                            check_staged(&ctx, contract, staged.path()).await?;
+                        }
+                        let report = staged.commit().map_err(|e| e.to_string())?;
                         let metrics = BTreeMap::from([
                             ("bytes".to_owned(), report.bytes),
                             ("files".to_owned(), report.files.len() as u64),
                         ]);
-                        Ok::<_, dfpipe_writer::WriteError>(Executed { rows: Some(report.rows), metrics })
+                        Ok::<_, String>(Executed { rows: Some(report.rows), metrics })
                     })
                 });
                 let progress = Arc::clone(&progress);
@@ -88,7 +93,7 @@ impl Planned {
                     let Some(task) = task else { return Ok(None) };
                     progress(Event::ViewStarted { view: name.clone() });
                     let result = match task.await {
-                        Ok(result) => result.map_err(|e| e.to_string()),
+                        Ok(result) => result,
                         Err(join) => Err(format!("the task running the view panicked or was cancelled: {join}")),
                     };
                     let status = if result.is_ok() { "succeeded" } else { "failed" };
@@ -103,6 +108,7 @@ impl Planned {
         let mut records = Vec::with_capacity(self.views.len());
         let mut measured = vec![0u64; self.views.len()];
         for (id, (view, outcome)) in self.views.iter().zip(report.outcomes).enumerate() {
+            let ran = matches!(outcome, TaskOutcome::Succeeded { value: Some(_), .. });
             let (status, reason, rows, duration_ms, metrics) = match outcome {
                 TaskOutcome::Succeeded { value: Some(executed), duration } => {
                     let ms = duration.as_millis() as u64;
@@ -130,12 +136,13 @@ impl Planned {
             records.push(ViewRecord {
                 name: view.name.clone(),
                 fingerprint: view.fingerprint.clone(),
+                output_fingerprint: if ran { Some(view.fingerprint.clone()) } else { view.output_fingerprint.clone() },
                 status: status.to_owned(),
                 reason: reason.clone(),
                 rows,
                 duration_ms,
-                // A measured view that was skipped keeps its cost; one never measured has none.
-                cost_ms: duration_ms.or((view.cost_source == "measured").then_some(view.cost_ms)),
+                // Only a successful run measures the cost; other runs keep the last measurement.
+                cost_ms: if ran { duration_ms } else { (view.cost_source == "measured").then_some(view.cost_ms) },
                 metrics,
             });
             views.push(ViewRunReport {
@@ -163,6 +170,38 @@ impl Planned {
             .map(|&id| self.views[id].name.clone())
             .collect();
         Ok(RunReport { run_id, status, views, schedule })
+    }
+}
+
+/// Checks a view's contract on its staged output, before the commit. Violations fail the view.
+async fn check_staged(
+    ctx: &datafusion::prelude::SessionContext,
+    mut contract: dfpipe_contract::Contract,
+    staged: &std::path::Path,
+) -> Result<(), String> {
+    let view = std::mem::take(&mut contract.relation);
+    let staged_name = format!("__dfpipe_staged_{view}");
+    ctx.register_parquet(
+        &staged_name,
+        staged.to_string_lossy().as_ref(),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await
+    .map_err(|e| format!("cannot read the staged output to check its contract: {}", e.strip_backtrace()))?;
+    contract.relation.clone_from(&staged_name);
+    let report = dfpipe_contract::check(ctx, std::slice::from_ref(&contract), 3).await;
+    let _ = ctx.deregister_table(staged_name.as_str());
+    let report = report.map_err(|e| e.to_string())?;
+    let violated: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| r.violations > 0)
+        .map(|r| format!("{} ({}) has {} violation(s)", r.constraint, r.columns.join(", "), r.violations))
+        .collect();
+    if violated.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("contract on `{view}` violated, output not committed: {}", violated.join("; ")))
     }
 }
 

@@ -23,4 +23,12 @@ pub enum SchedulerError {
     /// A dependency named a task that is not in the graph.
     #[error("unknown task id {0}")]
     UnknownTask(usize),
+    /// Fewer costs were given than there are tasks.
+    #[error("{costs} costs given for {tasks} tasks; give one cost per task")]
+    MissingCosts {
+        /// Tasks in the graph.
+        tasks: usize,
+        /// Costs given.
+        costs: usize,
+    },
 }

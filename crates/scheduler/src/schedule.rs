@@ -39,6 +39,9 @@ impl<T> TaskGraph<T> {
     /// The bottom level of every task: its own cost plus the most expensive chain of
     /// dependents after it. Indexed by [`TaskId`].
     pub fn bottom_levels(&self, costs: &[u64]) -> Result<Vec<u64>, SchedulerError> {
+        if costs.len() < self.len() {
+            return Err(SchedulerError::MissingCosts { tasks: self.len(), costs: costs.len() });
+        }
         let order = self.topological_order()?;
         let mut level = vec![0u64; self.len()];
         for &id in order.iter().rev() {
@@ -156,6 +159,14 @@ mod tests {
             let p = workers as u64;
             prop_assert!(s.makespan * p <= (2 * p - 1) * s.lower_bound);
         }
+    }
+
+    #[test]
+    fn too_few_costs_are_an_error() {
+        let mut g = TaskGraph::new();
+        g.add_task("a", ());
+        g.add_task("b", ());
+        assert_eq!(g.schedule(&[1], 2), Err(SchedulerError::MissingCosts { tasks: 2, costs: 1 }));
     }
 
     #[test]

@@ -150,17 +150,26 @@ impl Staged {
         &self.report
     }
 
+    /// The staging directory: the new output, readable before it is committed.
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
     /// Replaces the previous output with the staged one and returns the report. The old
-    /// output is moved aside first and deleted only once the new one is in place.
+    /// output is first moved to `.staging/<name>.retired` and deleted only once the new one is
+    /// in place; if the process dies in between, [`clean_staging`] moves it back.
     pub fn commit(mut self) -> Result<WriteReport> {
         let target = self.report.target.clone();
         let io = |action: &'static str, path: &Path| {
             let path = path.to_owned();
             move |source| WriteError::Io { action, path, source }
         };
-        let retired = self.staging.with_extension("retired");
+        let retired = retired_path(&target);
         let had_previous = target.exists();
         if had_previous {
+            if retired.exists() {
+                std::fs::remove_dir_all(&retired).map_err(io("cannot remove an old retired output", &retired))?;
+            }
             std::fs::rename(&target, &retired).map_err(io("cannot move the previous output aside", &target))?;
         }
         if let Err(e) = std::fs::rename(&self.staging, &target) {
@@ -171,11 +180,21 @@ impl Staged {
             return Err(io("cannot move the new output into place", &target)(e));
         }
         if had_previous {
-            std::fs::remove_dir_all(&retired).map_err(io("cannot remove the previous output", &retired))?;
+            // The new output is live; a leftover here is removed by the next `clean_staging`.
+            let _ = std::fs::remove_dir_all(&retired);
         }
         Ok(std::mem::take(&mut self.report))
     }
 }
+
+/// Where the previous output of `target` waits while a commit swaps the new one in.
+fn retired_path(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    target.with_file_name(STAGING_DIR).join(format!("{name}.{RETIRED}"))
+}
+
+/// The extension of a previous output moved aside during a commit.
+const RETIRED: &str = "retired";
 
 impl Drop for Staged {
     fn drop(&mut self) {
@@ -185,19 +204,31 @@ impl Drop for Staged {
     }
 }
 
-/// Removes what crashed writes left in `output_dir`'s staging area. Returns how many
-/// leftovers were removed.
+/// Repairs what crashed writes left in `output_dir`: a previous output moved aside by a commit
+/// that did not finish is moved back when its target is missing; everything else in the staging
+/// area (half-written outputs, retired outputs already replaced) is removed. Returns how many
+/// leftovers were found.
 pub fn clean_staging(output_dir: &Path) -> Result<usize> {
     let root = output_dir.join(STAGING_DIR);
     let Ok(entries) = std::fs::read_dir(&root) else { return Ok(0) };
-    let mut removed = 0;
+    let mut found = 0;
     for entry in entries.flatten() {
         let path = entry.path();
+        found += 1;
+        let retired_target =
+            path.extension().filter(|e| *e == RETIRED).and_then(|_| path.file_stem()).map(|name| output_dir.join(name));
+        if let Some(target) = retired_target.filter(|t| !t.exists()) {
+            std::fs::rename(&path, &target).map_err(|source| WriteError::Io {
+                action: "cannot restore the previous output",
+                path,
+                source,
+            })?;
+            continue;
+        }
         let result = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
         result.map_err(|source| WriteError::Io { action: "cannot remove staging leftover", path, source })?;
-        removed += 1;
     }
-    Ok(removed)
+    Ok(found)
 }
 
 fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {

@@ -134,3 +134,22 @@ fn crash_leftovers_are_cleaned() {
     assert!(!leftover.exists());
     assert_eq!(clean_staging(dir.path()).unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_commit_interrupted_between_its_renames_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let target = out.join("t");
+    let ctx = context(2, false);
+    write_parquet(plan(&ctx, "select * from t").await, &ctx.state(), &spec(&target, &[]))
+        .await
+        .unwrap()
+        .commit()
+        .unwrap();
+    // What a crash right after the first rename of the next commit leaves behind.
+    std::fs::rename(&target, out.join(".staging").join("t.retired")).unwrap();
+    std::fs::create_dir_all(out.join(".staging").join("t-1-2")).unwrap();
+    assert_eq!(clean_staging(&out).unwrap(), 2);
+    assert_eq!(parquet_rows(&target).0, 200, "the previous output is back");
+    assert_eq!(std::fs::read_dir(out.join(".staging")).unwrap().count(), 0);
+}
