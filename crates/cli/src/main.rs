@@ -235,7 +235,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                     }),
                 },
             };
-            println!("{}", text.trim_end());
+            output::say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { pipeline, json, samples } => {
@@ -247,7 +247,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
         Command::Gen { what: GenCommand::Tpch { scale_factor, out } } => {
             let rows = tpch::generate(scale_factor, &out, default_workers())?;
             for (table, n) in rows {
-                println!("{table:<10} {n:>12} rows  {}", out.join(table).display());
+                output::say!("{table:<10} {n:>12} rows  {}", out.join(table).display());
             }
             Ok(ExitCode::SUCCESS)
         }

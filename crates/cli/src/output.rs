@@ -3,10 +3,19 @@
 use dfpipe_engine::{CheckReport, EngineError, LineageReport, PlanReport, RunReport};
 use serde::Serialize;
 
+/// Prints a line on stdout. A closed pipe (`dfpipe lineage | head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// Prints `value` as one JSON document on stdout.
 pub(crate) fn json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => say!("{text}"),
         Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
     }
 }
@@ -24,9 +33,9 @@ pub(crate) fn run(report: &RunReport, as_json: bool) {
     if as_json {
         return json(report);
     }
-    println!("{:<16} {:<16} {:>10} {:>9}  {:<9} reason", "view", "status", "rows", "ms", "cost");
+    say!("{:<16} {:<16} {:>10} {:>9}  {:<9} reason", "view", "status", "rows", "ms", "cost");
     for v in &report.views {
-        println!(
+        say!(
             "{:<16} {:<16} {:>10} {:>9}  {:<9} {}",
             v.name,
             v.status,
@@ -38,7 +47,7 @@ pub(crate) fn run(report: &RunReport, as_json: bool) {
     }
     let ran = report.views.iter().filter(|v| v.duration_ms.is_some()).count();
     let s = &report.schedule;
-    println!(
+    say!(
         "\nrun {}: {}, {ran} of {} views executed on {} workers",
         report.run_id,
         report.status,
@@ -46,18 +55,18 @@ pub(crate) fn run(report: &RunReport, as_json: bool) {
         s.workers
     );
     if !s.critical_path.is_empty() {
-        println!("critical path: {}", s.critical_path.join(" -> "));
+        say!("critical path: {}", s.critical_path.join(" -> "));
     }
-    println!("makespan {} ms, lower bound {} ms", s.makespan_ms, s.lower_bound_ms);
+    say!("makespan {} ms, lower bound {} ms", s.makespan_ms, s.lower_bound_ms);
 }
 
 pub(crate) fn plan(report: &PlanReport, as_json: bool) {
     if as_json {
         return json(report);
     }
-    println!("{:<16} {:<32} {:<5} {:>8} {:<9} depends on / reason", "view", "fingerprint", "run", "cost ms", "cost");
+    say!("{:<16} {:<32} {:<5} {:>8} {:<9} depends on / reason", "view", "fingerprint", "run", "cost ms", "cost");
     for v in &report.views {
-        println!(
+        say!(
             "{:<16} {:<32} {:<5} {:>8} {:<9} [{}] {}",
             v.name,
             v.fingerprint,
@@ -69,39 +78,36 @@ pub(crate) fn plan(report: &PlanReport, as_json: bool) {
         );
     }
     let s = &report.schedule;
-    println!(
-        "\npredicted on {} workers: makespan {} ms, lower bound {} ms",
-        s.workers, s.makespan_ms, s.lower_bound_ms
-    );
+    say!("\npredicted on {} workers: makespan {} ms, lower bound {} ms", s.workers, s.makespan_ms, s.lower_bound_ms);
     if !s.critical_path.is_empty() {
-        println!("critical path: {}", s.critical_path.join(" -> "));
+        say!("critical path: {}", s.critical_path.join(" -> "));
     }
 }
 
 pub(crate) fn lineage_text(report: &LineageReport) {
     for v in &report.views {
-        println!("{}", v.name);
+        say!("{}", v.name);
         for scan in &v.scans {
-            println!("  reads {} ({})", scan.relation, scan.columns.join(", "));
+            say!("  reads {} ({})", scan.relation, scan.columns.join(", "));
             for filter in &scan.filters {
-                println!("    filter {filter}");
+                say!("    filter {filter}");
             }
         }
         if !v.functions.is_empty() {
-            println!("  calls {}", v.functions.join(", "));
+            say!("  calls {}", v.functions.join(", "));
         }
     }
 }
 
 pub(crate) fn lineage_dot(report: &LineageReport) {
-    println!("digraph lineage {{\n  rankdir=LR;");
+    say!("digraph lineage {{\n  rankdir=LR;");
     for v in &report.views {
-        println!("  {:?} [shape=box];", v.name);
+        say!("  {:?} [shape=box];", v.name);
         for dep in &v.depends_on {
-            println!("  {dep:?} -> {:?};", v.name);
+            say!("  {dep:?} -> {:?};", v.name);
         }
     }
-    println!("}}");
+    say!("}}");
 }
 
 pub(crate) fn check(report: &CheckReport, as_json: bool) {
@@ -110,16 +116,10 @@ pub(crate) fn check(report: &CheckReport, as_json: bool) {
     }
     for r in &report.results {
         let mark = if r.violations == 0 { "ok  " } else { "FAIL" };
-        println!(
-            "{mark} {:<10} {:<12} ({}) {} violations",
-            r.relation,
-            r.constraint,
-            r.columns.join(", "),
-            r.violations
-        );
+        say!("{mark} {:<10} {:<12} ({}) {} violations", r.relation, r.constraint, r.columns.join(", "), r.violations);
         for sample in &r.samples {
-            println!("       {}", serde_json::to_string(sample).unwrap_or_default());
+            say!("       {}", serde_json::to_string(sample).unwrap_or_default());
         }
     }
-    println!("\n{}", if report.passed { "all contracts hold" } else { "some contracts are violated" });
+    say!("\n{}", if report.passed { "all contracts hold" } else { "some contracts are violated" });
 }
