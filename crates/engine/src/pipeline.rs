@@ -99,8 +99,8 @@ impl Pipeline {
         self.dir.join(&self.spec.pipeline.output_dir)
     }
 
-    /// A session with the profile applied, every source registered and every contract
-    /// validated. Returns the source fingerprints by name.
+    /// A session with the profile applied and every source registered. Returns the source
+    /// fingerprints by name.
     pub async fn session(&self) -> Result<(SessionContext, BTreeMap<String, Fingerprint>)> {
         let ctx = self.spec.profile.session(&self.dir.join(crate::SPEC_FILE))?;
         let mut fingerprints = BTreeMap::new();
@@ -388,8 +388,12 @@ impl Planned {
 
     /// The predicted schedule of the views that will run, with costs from the last run.
     pub fn predicted_schedule(&self) -> Result<Schedule> {
-        let costs: Vec<u64> = self.views.iter().map(|v| if v.will_run { v.cost_ms } else { 0 }).collect();
-        Ok(self.graph.schedule(&costs, self.workers)?)
+        Ok(self.graph.schedule(&self.costs(), self.workers)?)
+    }
+
+    /// The cost of each view, indexed like the tasks: its cost if it will run, else 0.
+    pub(crate) fn costs(&self) -> Vec<u64> {
+        self.views.iter().map(|v| if v.will_run { v.cost_ms } else { 0 }).collect()
     }
 
     /// `dfpipe plan --json`.

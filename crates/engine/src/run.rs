@@ -53,10 +53,10 @@ impl Planned {
         })?;
         let leftovers = clean_staging(&output_dir)?;
         if leftovers > 0 {
-            tracing::info!(leftovers, "removed staging leftovers of an interrupted run");
+            tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
         }
         let run_id = run_id();
-        let costs: Vec<u64> = self.views.iter().map(|v| if v.will_run { v.cost_ms } else { 0 }).collect();
+        let costs = self.costs();
         progress(Event::Started { total: self.views.iter().filter(|v| v.will_run).count() });
         let parquet = self.spec.profile.parquet_options();
         let started = Instant::now();
