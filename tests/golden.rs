@@ -9,7 +9,7 @@ use dfpipe_tests::Demo;
 async fn golden_demo_plans() {
     let demo = Demo::new();
     let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
-    let lineage = planned.lineage();
+    let lineage = planned.lineage(false);
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../golden"));
     settings.set_prepend_module_to_snapshot(false);

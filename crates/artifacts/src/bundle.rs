@@ -59,15 +59,11 @@ pub struct Captured {
 pub async fn capture(view: &str, logical: &LogicalPlan, state: &SessionState, mode: SubstraitMode) -> Result<Captured> {
     let dferr = |source| ArtifactError::DataFusion { view: view.to_owned(), source };
     let optimized = state.optimize(logical).map_err(dferr)?;
-    // Scans are read from the optimized plan, where projections and filters are pushed into
-    // them; dependencies also count relations the optimizer proved empty and removed.
-    let mut lineage = Lineage::of(&optimized).map_err(dferr)?;
-    for relation in Lineage::of(logical).map_err(dferr)?.depends_on {
-        if !lineage.depends_on.contains(&relation) {
-            lineage.depends_on.push(relation);
-        }
-    }
-    lineage.depends_on.sort();
+    // Lineage is what the view's SQL says; the walk gives the same answer on either plan. Scans
+    // are what is physically read, from the optimized plan with its pushed projections.
+    let mut lineage = Lineage::of(logical).map_err(dferr)?;
+    lineage.scans = dfpipe_plan_walk::scans(&optimized).map_err(dferr)?;
+    lineage.mark_udfs(|f| builtin_functions().contains(f));
     let physical = state.query_planner().create_physical_plan(&optimized, state).await.map_err(dferr)?;
     let (substrait, substrait_fallback) = match to_substrait_plan(&optimized, state) {
         Ok(mut plan) => {
@@ -126,4 +122,14 @@ mod serde_bytes_compat {
         }
         d.deserialize_bytes(Bytes)
     }
+}
+
+/// The names of DataFusion's own functions: anything else a plan calls is a UDF.
+fn builtin_functions() -> &'static std::collections::BTreeSet<String> {
+    static BUILTINS: std::sync::OnceLock<std::collections::BTreeSet<String>> = std::sync::OnceLock::new();
+    BUILTINS.get_or_init(|| {
+        let state = datafusion::execution::SessionStateBuilder::new().with_default_features().build();
+        let scalar = state.scalar_functions().keys();
+        scalar.chain(state.aggregate_functions().keys()).chain(state.window_functions().keys()).cloned().collect()
+    })
 }

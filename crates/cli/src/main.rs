@@ -67,6 +67,9 @@ enum Command {
         /// Show only this view.
         #[arg(long, value_name = "VIEW")]
         view: Option<String>,
+        /// Resolve lineage through views down to the sources.
+        #[arg(long)]
+        deep: bool,
         /// Output format: text, json, or dot for Graphviz.
         #[arg(long, value_enum, default_value_t = LineageFormat::Text)]
         format: LineageFormat,
@@ -203,9 +206,9 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             output::plan(&planned.report()?, json);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lineage { pipeline, view, format } => {
+        Command::Lineage { pipeline, view, deep, format } => {
             let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, ..RunOptions::default() }).await?;
-            let mut report = planned.lineage();
+            let mut report = planned.lineage(deep);
             if let Some(view) = view {
                 if planned.bundle(&view).is_none() {
                     return Err(unknown_view(&planned.view_names(), &view));

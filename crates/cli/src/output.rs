@@ -1,5 +1,6 @@
 //! How results are shown: summary tables for people, one JSON document with `--json`.
 
+use dfpipe_engine::Kind;
 use dfpipe_engine::{CheckReport, EngineError, LineageReport, PlanReport, RunReport};
 use serde::Serialize;
 
@@ -86,15 +87,39 @@ pub(crate) fn plan(report: &PlanReport, as_json: bool) {
 
 pub(crate) fn lineage_text(report: &LineageReport) {
     for v in &report.views {
+        let l = &v.lineage;
         say!("{}", v.name);
-        for scan in &v.scans {
+        for scan in &l.scans {
             say!("  reads {} ({})", scan.relation, scan.columns.join(", "));
-            for filter in &scan.filters {
-                say!("    filter {filter}");
+        }
+        for column in &l.columns {
+            let sources: Vec<String> = column
+                .sources
+                .iter()
+                .map(|s| match s.kind {
+                    Kind::Copy => format!("{}.{}", s.relation, s.column),
+                    Kind::Transform => format!("f({}.{})", s.relation, s.column),
+                })
+                .collect();
+            say!(
+                "  {} <- {}",
+                column.name,
+                if sources.is_empty() { "constant".to_owned() } else { sources.join(", ") }
+            );
+            for reason in &column.unresolved {
+                say!("    unresolved: {reason}");
             }
         }
-        if !v.functions.is_empty() {
-            say!("  calls {}", v.functions.join(", "));
+        if !l.inspected.is_empty() {
+            let inspected: Vec<String> = l
+                .inspected
+                .iter()
+                .map(|i| format!("{}.{} ({:?})", i.relation, i.column, i.role).to_lowercase())
+                .collect();
+            say!("  inspects {}", inspected.join(", "));
+        }
+        if !l.functions.is_empty() {
+            say!("  calls {}", l.functions.join(", "));
         }
     }
 }
@@ -103,7 +128,7 @@ pub(crate) fn lineage_dot(report: &LineageReport) {
     say!("digraph lineage {{\n  rankdir=LR;");
     for v in &report.views {
         say!("  {:?} [shape=box];", v.name);
-        for dep in &v.depends_on {
+        for dep in &v.lineage.depends_on {
             say!("  {dep:?} -> {:?};", v.name);
         }
     }

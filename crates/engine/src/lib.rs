@@ -18,6 +18,7 @@ pub use run::Event;
 pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
 
 pub use dfpipe_contract::CheckReport;
+pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
 
 use std::path::PathBuf;
 

@@ -417,17 +417,17 @@ impl Planned {
         })
     }
 
-    /// `dfpipe lineage --format json`.
-    pub fn lineage(&self) -> LineageReport {
+    /// `dfpipe lineage --format json`. With `deep`, lineage resolves through views down to
+    /// the sources.
+    pub fn lineage(&self, deep: bool) -> LineageReport {
+        let of = |name: &str| self.views.iter().find(|v| v.name == name).map(|v| &v.bundle.lineage);
         LineageReport {
             views: self
                 .views
                 .iter()
                 .map(|v| ViewLineage {
                     name: v.name.clone(),
-                    depends_on: v.bundle.lineage.depends_on.clone(),
-                    scans: v.bundle.lineage.scans.clone(),
-                    functions: v.bundle.lineage.functions.clone(),
+                    lineage: if deep { v.bundle.lineage.deep(&of) } else { v.bundle.lineage.clone() },
                 })
                 .collect(),
         }

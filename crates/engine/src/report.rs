@@ -1,6 +1,6 @@
 //! The JSON documents of `run`, `plan` and `lineage`, as PRODUCT.md specifies them.
 
-use dfpipe_plan_walk::Scan;
+use dfpipe_plan_walk::Lineage;
 use serde::Serialize;
 
 /// `dfpipe run --json`.
@@ -91,10 +91,7 @@ pub struct LineageReport {
 pub struct ViewLineage {
     /// The view.
     pub name: String,
-    /// The sources and views it reads.
-    pub depends_on: Vec<String>,
-    /// What it reads of each.
-    pub scans: Vec<Scan>,
-    /// The functions it calls.
-    pub functions: Vec<String>,
+    /// What it reads, what flows into each column, what it inspects and calls.
+    #[serde(flatten)]
+    pub lineage: Lineage,
 }
