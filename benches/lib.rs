@@ -1,4 +1,5 @@
-//! Shared inputs for the criterion benches: deterministic random DAGs.
+//! Shared inputs for the criterion benches: deterministic random DAGs, and the planned TPC-H
+//! demo.
 
 use dfpipe_scheduler::TaskGraph;
 
@@ -24,4 +25,43 @@ pub fn layered_dag(tasks: usize, width: usize, seed: u64) -> (TaskGraph<()>, Vec
         }
     }
     (graph, costs)
+}
+
+/// The TPC-H demo pipeline, planned over a tiny generated data set in a temporary directory.
+pub struct TpchDemo {
+    /// Removed on drop.
+    pub dir: tempfile::TempDir,
+    /// The planned pipeline: its context has the sources and views registered.
+    pub planned: dfpipe_engine::Planned,
+}
+
+impl TpchDemo {
+    /// Generates the demo at scale factor 0.001 and plans it.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        dfpipe_engine::tpch::prepare_demo(dir.path(), 0.001).expect("the demo pipeline");
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
+        let planned = runtime
+            .block_on(async {
+                dfpipe_engine::Pipeline::load(dir.path())?.plan(&dfpipe_engine::RunOptions::default()).await
+            })
+            .expect("the demo plans");
+        Self { dir, planned }
+    }
+
+    /// The SQL of the 22 TPC-H query views, `q01` to `q22`.
+    pub fn queries(&self) -> Vec<String> {
+        (1..=22)
+            .map(|q| {
+                let file = self.dir.path().join("views").join(format!("q{q:02}.sql"));
+                std::fs::read_to_string(file).expect("a query view")
+            })
+            .collect()
+    }
+}
+
+impl Default for TpchDemo {
+    fn default() -> Self {
+        Self::new()
+    }
 }

@@ -144,6 +144,43 @@ impl Lineage {
         self.udfs = self.functions.iter().filter(|f| !is_builtin(f)).cloned().collect();
     }
 
+    /// Checks that `optimized`, the lineage of the optimized form of this lineage's plan,
+    /// gives the same answer, and says where it does not.
+    ///
+    /// Relations, output columns, sources and inspected columns must be equal. Two things
+    /// may differ because the optimizer legitimately changes them: the scans (projections
+    /// and filters are pushed into them) and the functions (constant folding removes calls;
+    /// rewrites add some). And a source the query transforms may be a `copy` in the optimized
+    /// plan, where a simplification proved that the value passes unchanged
+    /// (`coalesce(x, x)` on a non-null `x` is `x`); never the other way round.
+    pub fn agrees_with(&self, optimized: &Self) -> std::result::Result<(), String> {
+        if self.depends_on != optimized.depends_on {
+            return Err(format!("relations {:?} became {:?}", self.depends_on, optimized.depends_on));
+        }
+        if self.inspected != optimized.inspected {
+            return Err(format!("inspected {:?} became {:?}", self.inspected, optimized.inspected));
+        }
+        if self.columns.len() != optimized.columns.len() {
+            return Err(format!("{} columns became {}", self.columns.len(), optimized.columns.len()));
+        }
+        for (before, after) in self.columns.iter().zip(&optimized.columns) {
+            let differs = || format!("column `{}`: {before:?} became {after:?}", before.name);
+            if before.name != after.name
+                || before.unresolved != after.unresolved
+                || before.sources.len() != after.sources.len()
+            {
+                return Err(differs());
+            }
+            for (b, a) in before.sources.iter().zip(&after.sources) {
+                let refined = b.kind == Kind::Transform && a.kind == Kind::Copy;
+                if b.relation != a.relation || b.column != a.column || (b.kind != a.kind && !refined) {
+                    return Err(differs());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether every column's lineage was resolved.
     pub fn is_complete(&self) -> bool {
         self.columns.iter().all(|c| c.unresolved.is_empty())
