@@ -178,7 +178,7 @@ async fn bad_input_is_a_clear_error() {
     let demo = Demo::new();
     demo.write_view("typo", "select o_orderkey\nfrom stg_orders\nwhere ) and 1");
     let message = plan_error(&demo).await.to_string();
-    assert!(message.contains("typo.sql") && message.contains("Line: 3"), "{message}");
+    assert!(message.contains("typo.sql:3:7"), "{message}");
 
     // A view declared in dfpipe.toml without its SQL file.
     let demo = Demo::new();
@@ -241,4 +241,58 @@ async fn contracts_hold_on_generated_data_and_catch_violations() {
     assert_eq!(failed[0].violations, 1);
     assert_eq!(failed[0].samples[0]["r_regionkey"], serde_json::json!(0));
     assert_eq!(failed[0].samples[0]["rows"], serde_json::json!(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_of_a_materialized_view_read_its_committed_output() {
+    let demo = Demo::new();
+    demo.append_spec(
+        "\n[views.big_orders]\nmaterialize = \"parquet\"\n\n[views.big_order_total]\nmaterialize = \"parquet\"\n",
+    );
+    demo.write_view("big_orders", "select o_orderkey, o_totalprice from stg_orders where o_totalprice > 100000");
+    demo.write_view("big_order_total", "select count(*) as n, sum(o_totalprice) as total from big_orders");
+    // `+view` selects the view and everything it needs.
+    let report =
+        demo.run(RunOptions { select: vec!["+big_order_total".into()], ..RunOptions::default() }).await.unwrap();
+    assert_eq!(executed(&report), ["big_order_total", "big_orders"]);
+    let big = output_rows(&demo, "big_orders").await;
+    assert!(big > 0);
+
+    let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
+    // The reader's plan scans the view by name, and its execution read the committed files.
+    assert!(planned.bundle("big_order_total").unwrap().optimized.contains("TableScan: big_orders"));
+    let executed_bundle = planned.executed_bundle("big_order_total").unwrap().unwrap();
+    let scan = executed_bundle.metrics.iter().find(|m| m.operator.starts_with("DataSourceExec")).unwrap();
+    assert!(scan.operator.contains("out/big_orders/"), "{}", scan.operator);
+    assert_eq!(scan.output_rows, Some(big as u64));
+    let ctx = datafusion::prelude::SessionContext::new();
+    let path = demo.path().join("out").join("big_order_total");
+    let n = ctx
+        .read_parquet(path.to_string_lossy().as_ref(), datafusion::prelude::ParquetReadOptions::default())
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let n = n[0].column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().value(0);
+    assert_eq!(n as usize, big);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_knob_in_the_fingerprint_reruns_what_it_affects() {
+    let demo = Demo::new();
+    demo.run(RunOptions::default()).await.unwrap();
+    // Compression is part of the fingerprint of materialized views only.
+    let file = demo.path().join(dfpipe_engine::SPEC_FILE);
+    let spec = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, spec.replace("compression = \"zstd(3)\"", "compression = \"zstd(1)\"")).unwrap();
+    let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
+    let report = planned.report().unwrap();
+    let rerun: Vec<_> = report.views.iter().filter(|v| v.will_run).map(|v| v.name.clone()).collect();
+    assert_eq!(rerun.len(), 22, "{rerun:?}");
+    assert!(rerun.iter().all(|v| v.starts_with('q')));
+    assert!(report.views.iter().filter(|v| v.will_run).all(|v| v.reason == "fingerprint changed"));
+    let ran = planned.run(std::sync::Arc::new(|_| {})).await.unwrap();
+    assert_eq!(executed(&ran).len(), 22);
+    assert!(executed(&demo.run(RunOptions::default()).await.unwrap()).is_empty());
 }

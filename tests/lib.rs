@@ -57,3 +57,21 @@ impl Default for Demo {
         Self::new()
     }
 }
+
+/// Asserts that `content` matches the golden snapshot `golden/<name>.snap`. On drift, insta
+/// shows the difference, and the failure says how to accept it.
+pub fn assert_golden(name: &str, content: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../golden"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.set_description("regenerate with `cargo xtask golden`");
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        settings.bind(|| insta::assert_snapshot!(name, content));
+    }));
+    assert!(
+        checked.is_ok(),
+        "golden snapshot golden/{name}.snap drifted (the difference is above). If the change is intended, \
+         run `cargo xtask golden` and review `git diff golden/`"
+    );
+}

@@ -3,6 +3,8 @@
 //! - `cargo xtask golden`: regenerate the insta snapshots under `golden/`.
 //! - `cargo xtask tidy`: check crate layering, module doc headers, and no should_panic attributes.
 //! - `cargo xtask ci`: what `.ci/run` runs: fmt, clippy, tidy and the tests.
+//! - `cargo xtask compare [SCALE_FACTOR]`: the TPC-H demo through dfpipe beside plain
+//!   DataFusion, in one process, in release mode (`benches/compare.rs`; default scale factor 1).
 
 // Printing is what a command line does; library crates are held to `print_stdout`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -32,8 +34,16 @@ fn main() -> Result<()> {
             }
         }
         Some("ci") => ci(&root),
+        Some("compare") => {
+            let scale_factor = args.get(1).map_or("1", String::as_str);
+            cargo(
+                root.as_path(),
+                &["bench", "--workspace", "--bench", "compare"],
+                &[("DFPIPE_COMPARE_SF", scale_factor)],
+            )
+        }
         _ => {
-            eprintln!("usage: cargo xtask <golden|tidy|ci>");
+            eprintln!("usage: cargo xtask <golden|tidy|ci|compare [SCALE_FACTOR]>");
             std::process::exit(2);
         }
     }

@@ -1,4 +1,5 @@
-//! Tidy checks: the crate layering of PRODUCT.md, `//!` headers, and no should_panic attributes.
+//! Tidy checks: the crate layering of PRODUCT.md, `//!` headers, no should_panic attributes, and no
+//! SQL built with `format!` in library code.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,6 +110,12 @@ fn sources(root: &Path) -> Result<Vec<String>> {
         }
         let library = shown.starts_with("crates/") && !shown.starts_with("crates/cli/") && shown.contains("/src/");
         if library {
+            for (line, literal) in sql_in_format(&text) {
+                problems.push(format!(
+                    "{shown}:{line}: `format!` builds SQL ({literal:?}); bind values as parameters, build plans with \
+                     the DataFrame/Expr API, or parse a user's fragment with `parse_sql_expr`"
+                ));
+            }
             for forbidden in forbidden_in_libraries {
                 if text.contains(forbidden) {
                     problems
@@ -121,6 +128,61 @@ fn sources(root: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// Every `format!` whose format string reads as SQL, as (line, format string). SQL is a
+/// `SELECT … FROM`, a `FROM … WHERE`, `INSERT INTO`, `DELETE FROM`, or `CREATE`/`DROP` of a
+/// table or view, in any case; English prose ("read from a file where …") rarely has those
+/// shapes, so the words alone are not enough.
+pub(crate) fn sql_in_format(text: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("format!(") {
+        let offset = text.len() - rest.len() + at;
+        rest = &rest[at + "format!(".len()..];
+        let Some(literal) = string_literal(rest.trim_start()) else { continue };
+        if reads_as_sql(&literal) {
+            let line = text[..offset].matches('\n').count() + 1;
+            found.push((line, literal));
+        }
+    }
+    found
+}
+
+/// The contents of the string literal `text` starts with: `"…"`, `r"…"` or `r#"…"#`.
+fn string_literal(text: &str) -> Option<String> {
+    if let Some(raw) = text.strip_prefix('r') {
+        let hashes = raw.len() - raw.trim_start_matches('#').len();
+        let body = raw[hashes..].strip_prefix('"')?;
+        let end = body.find(&format!("\"{}", "#".repeat(hashes)))?;
+        return Some(body[..end].to_owned());
+    }
+    let body = text.strip_prefix('"')?;
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(body[..i].to_owned()),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn reads_as_sql(literal: &str) -> bool {
+    let lower = literal.to_lowercase();
+    let words: Vec<&str> =
+        lower.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+    let position = |word: &str| words.iter().position(|w| *w == word);
+    let followed_by = |first: &str, next: &[&str]| words.windows(2).any(|w| w[0] == first && next.contains(&w[1]));
+    let in_order = |a: &str, b: &str| position(a).is_some_and(|i| words[i + 1..].contains(&b));
+    in_order("select", "from")
+        || in_order("from", "where")
+        || followed_by("insert", &["into"])
+        || followed_by("delete", &["from"])
+        || followed_by("create", &["table", "view", "schema"])
+        || followed_by("drop", &["table", "view", "schema"])
 }
 
 fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -163,6 +225,38 @@ mod tests {
     fn the_workspace_is_tidy() {
         let problems = check(&crate::project_root()).unwrap();
         assert!(problems.is_empty(), "run `cargo xtask tidy`:\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn sql_built_with_format_is_caught() {
+        let library = [
+            r#"let sql = format!("SELECT {cols} FROM {table} WHERE k = {k}");"#,
+            r#"let sql = format!(
+                "select count(*) from {relation}"
+            );"#,
+            r#"format!(r"delete from {t}")"#,
+            r##"format!(r#"Insert Into "{t}" values (1)"#)"##,
+            r#"format!("FROM {table} where {col} = 1")"#,
+            r#"format!("create view {name} as {query}")"#,
+            r#"format!("DROP TABLE {name}")"#,
+        ];
+        for text in library {
+            assert_eq!(sql_in_format(text).len(), 1, "{text}");
+        }
+        // Prose with SQL words, SQL outside `format!`, and an escaped quote before the SQL.
+        let prose = [
+            r#"format!("cannot read {} from {}", a, b)"#,
+            r#"format!("holds a {} where a {kind} was expected", k)"#,
+            r#"format!("--select names `{x}`, which is not a view of this pipeline")"#,
+            r#"let q = "select a from t where b"; format!("{q}")"#,
+            r#"format!("\"{x}\" is not a key", x)"#,
+        ];
+        for text in prose {
+            assert!(sql_in_format(text).is_empty(), "{text}");
+        }
+        // The line is reported.
+        let file = "//! A module.\n\nfn f() -> String {\n    format!(\"SELECT a FROM {t}\")\n}\n";
+        assert_eq!(sql_in_format(file), [(4, "SELECT a FROM {t}".to_owned())]);
     }
 
     #[test]

@@ -2,9 +2,14 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
+use datafusion::common::Result as DfResult;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
+use datafusion::sql::unparser::plan_to_sql;
+use datafusion_substrait::logical_plan::consumer::from_substrait_plan;
 use datafusion_substrait::logical_plan::producer::to_substrait_plan;
 use datafusion_substrait::substrait::proto::Plan;
 use datafusion_substrait::substrait::proto::extensions::simple_extension_declaration::MappingType;
@@ -12,7 +17,8 @@ use dfpipe_plan_walk::Lineage;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::{ArtifactError, Result};
+use crate::metrics::OperatorMetrics;
+use crate::{ArtifactError, Environment, Fingerprint, FingerprintInputs, Ingredients, Result};
 
 /// What to do when a plan has no Substrait form.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,8 +31,19 @@ pub enum SubstraitMode {
     Fallback,
 }
 
-/// Everything one planning of a view produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What [`capture`] records beyond the plans, lineage and Substrait bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureOptions {
+    /// What to do when a plan has no Substrait form.
+    pub substrait: SubstraitMode,
+    /// Consume the Substrait bytes back and compare (`validate_substrait` in the profile).
+    pub validate_substrait: bool,
+    /// Record the plan after every optimizer rule that changed it (`explain_verbose`).
+    pub explain_verbose: bool,
+}
+
+/// Everything one planning of a view produced, and, once it ran, what its execution measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanBundle {
     /// The view.
     pub view: String,
@@ -34,15 +51,134 @@ pub struct PlanBundle {
     pub logical: String,
     /// The optimized logical plan, indented.
     pub optimized: String,
-    /// The physical plan, with partition counts and sort requirements.
+    /// The physical plan, with partition counts, repartitions and sort requirements.
     pub physical: String,
-    /// What the plan reads and calls.
+    /// The physical plan as `EXPLAIN FORMAT TREE` draws it.
+    #[serde(default)]
+    pub tree: String,
+    /// `EXPLAIN VERBOSE`: the plan after each optimizer rule that changed it, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verbose: Vec<RuleDelta>,
+    /// The output columns and their types.
+    #[serde(default)]
+    pub schema: Vec<Column>,
+    /// What the plan reads, computes and calls.
     pub lineage: Lineage,
-    /// Substrait bytes of the optimized plan, with the producer version cleared.
+    /// Substrait bytes of the optimized plan, canonicalized (see [`capture`]).
     #[serde(with = "serde_bytes_compat")]
     pub substrait: Vec<u8>,
-    /// Why there are no Substrait bytes, under `substrait = "fallback"`.
+    /// Why there are no Substrait bytes, under `substrait = "fallback"`. The fingerprint's
+    /// basis is then the optimized plan's text.
     pub substrait_fallback: Option<String>,
+    /// The result of consuming the Substrait bytes back, when asked for.
+    #[serde(default)]
+    pub substrait_validation: Option<Validation>,
+    /// The unoptimized plan unparsed to SQL, and whether that SQL plans again.
+    #[serde(default)]
+    pub sql: Option<Unparsed>,
+    /// What went into the fingerprint, and the hash of each ingredient.
+    #[serde(default)]
+    pub fingerprint: FingerprintRecord,
+    /// Per-operator metrics of the execution that wrote the view's output, if it ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<OperatorMetrics>,
+}
+
+/// One output column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// Its Arrow type, displayed.
+    pub data_type: String,
+    /// Whether it may be null.
+    pub nullable: bool,
+}
+
+/// The plan after one optimizer rule changed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleDelta {
+    /// The rule.
+    pub rule: String,
+    /// The plan it produced, indented.
+    pub plan: String,
+}
+
+/// The outcome of consuming Substrait bytes back into a plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validation {
+    /// The consumed plan has the optimized plan's schema, and its Substrait is stable.
+    pub round_trips: bool,
+    /// The consumed plan, optimized, gives back exactly the same bytes.
+    #[serde(default)]
+    pub exact: bool,
+    /// What differed, or the consumer's error.
+    pub detail: Option<String>,
+}
+
+/// The unoptimized plan unparsed to SQL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unparsed {
+    /// The SQL, when the unparser could produce it.
+    pub sql: Option<String>,
+    /// Why it could not, or why the SQL does not plan again. Never fatal.
+    pub error: Option<String>,
+}
+
+/// The ingredients of a view's fingerprint, kept so that a diff can say what changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FingerprintRecord {
+    /// The fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The hash of each ingredient.
+    pub ingredients: Ingredients,
+    /// The settings that went in.
+    pub settings: BTreeMap<String, String>,
+    /// The relevant environment hashes that went in, by `information_schema` table.
+    pub environment: BTreeMap<String, Fingerprint>,
+    /// The upstream fingerprints that went in, by relation.
+    pub upstream: BTreeMap<String, Fingerprint>,
+}
+
+impl PlanBundle {
+    /// The rows the view's plan produced in the execution its metrics are from: those of the
+    /// first operator down the plan's first-child spine that counts rows (an operator such as
+    /// `ScalarSubqueryExec` passes rows through without counting them).
+    pub fn output_rows(&self) -> Option<u64> {
+        let mut depth = 0;
+        for operator in &self.metrics {
+            if operator.depth == depth {
+                if operator.output_rows.is_some() {
+                    return operator.output_rows;
+                }
+                depth += 1;
+            }
+        }
+        None
+    }
+
+    /// Computes the view's fingerprint from its plan and `settings`, the part of
+    /// `environment` that concerns it, and its `upstream` fingerprints (see
+    /// [`crate::fingerprint`]), and records them all in the bundle.
+    pub fn seal(
+        &mut self,
+        settings: BTreeMap<String, String>,
+        environment: &Environment,
+        upstream: BTreeMap<String, Fingerprint>,
+    ) -> Fingerprint {
+        let environment = environment.relevant(&self.lineage.depends_on, &self.lineage.functions);
+        let basis = match &self.substrait_fallback {
+            None => self.substrait.as_slice(),
+            Some(_) => self.optimized.as_bytes(),
+        };
+        let inputs =
+            FingerprintInputs { plan: basis, settings: &settings, environment: &environment, upstream: &upstream };
+        let ingredients = Ingredients::of(&inputs);
+        let fingerprint = ingredients.fingerprint();
+        self.fingerprint =
+            FingerprintRecord { fingerprint: fingerprint.clone(), ingredients, settings, environment, upstream };
+        fingerprint
+    }
 }
 
 /// The products of planning one view: its bundle, and the plans to execute.
@@ -56,37 +192,138 @@ pub struct Captured {
 }
 
 /// Optimizes and physically plans `logical` once, and captures the bundle of view `view`.
-pub async fn capture(view: &str, logical: &LogicalPlan, state: &SessionState, mode: SubstraitMode) -> Result<Captured> {
+///
+/// The Substrait plan is canonicalized so that its bytes depend on the plan alone: the
+/// producer's version is cleared, and the extension declarations, which the producer emits
+/// in hash-map order, are sorted by anchor.
+pub async fn capture(
+    view: &str,
+    logical: &LogicalPlan,
+    state: &SessionState,
+    options: CaptureOptions,
+) -> Result<Captured> {
     let dferr = |source| ArtifactError::DataFusion { view: view.to_owned(), source };
-    let optimized = state.optimize(logical).map_err(dferr)?;
+    let (optimized, verbose) = optimize(logical, state, options.explain_verbose).map_err(dferr)?;
     // Lineage is what the view's SQL says; the walk gives the same answer on either plan. Scans
     // are what is physically read, from the optimized plan with its pushed projections.
     let mut lineage = Lineage::of(logical).map_err(dferr)?;
     lineage.scans = dfpipe_plan_walk::scans(&optimized).map_err(dferr)?;
     lineage.mark_udfs(|f| builtin_functions().contains(f));
     let physical = state.query_planner().create_physical_plan(&optimized, state).await.map_err(dferr)?;
-    let (substrait, substrait_fallback) = match to_substrait_plan(&optimized, state) {
+    let (substrait, substrait_fallback, substrait_validation) = match to_substrait_plan(&optimized, state) {
         Ok(mut plan) => {
             canonicalize(&mut plan);
-            (plan.encode_to_vec(), None)
+            let validation =
+                if options.validate_substrait { Some(validate(&plan, &optimized, state).await) } else { None };
+            (plan.encode_to_vec(), None, validation)
         }
-        Err(e) if mode == SubstraitMode::Fallback => (Vec::new(), Some(e.strip_backtrace())),
+        Err(e) if options.substrait == SubstraitMode::Fallback => (Vec::new(), Some(e.strip_backtrace()), None),
         Err(e) => return Err(ArtifactError::Substrait { view: view.to_owned(), message: e.strip_backtrace() }),
     };
+    let schema = optimized
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| Column { name: f.name().clone(), data_type: f.data_type().to_string(), nullable: f.is_nullable() })
+        .collect();
     let bundle = PlanBundle {
         view: view.to_owned(),
         logical: logical.display_indent_schema().to_string(),
         optimized: optimized.display_indent().to_string(),
         physical: displayable(physical.as_ref()).indent(true).to_string(),
+        tree: displayable(physical.as_ref()).tree_render().to_string(),
+        verbose,
+        schema,
         lineage,
         substrait,
         substrait_fallback,
+        substrait_validation,
+        sql: Some(unparse(logical, state).await),
+        fingerprint: FingerprintRecord::default(),
+        metrics: Vec::new(),
     };
     Ok(Captured { bundle, optimized, physical })
 }
 
+/// Analyzes and optimizes `plan` as [`SessionState::optimize`] does, recording the plan
+/// after each rule that changed it when `verbose`.
+fn optimize(plan: &LogicalPlan, state: &SessionState, verbose: bool) -> DfResult<(LogicalPlan, Vec<RuleDelta>)> {
+    if !verbose {
+        return Ok((state.optimize(plan)?, Vec::new()));
+    }
+    let mut deltas: Vec<RuleDelta> = Vec::new();
+    let mut last = plan.display_indent().to_string();
+    let mut record = |plan: &LogicalPlan, rule: &str| {
+        let shown = plan.display_indent().to_string();
+        if shown != last {
+            deltas.push(RuleDelta { rule: rule.to_owned(), plan: shown.clone() });
+            last = shown;
+        }
+    };
+    let analyzed = state.analyzer().execute_and_check(plan.clone(), state.config_options(), |p, rule| {
+        record(p, rule.name());
+    })?;
+    let optimized = state.optimizer().optimize(analyzed, state, |p, rule| record(p, rule.name()))?;
+    Ok((optimized, deltas))
+}
+
+/// Consumes `plan` back into a logical plan and checks it: it must have the schema of
+/// `optimized`, and produce the same Substrait again once optimized. The consumer adds
+/// projections of its own, so the plan consumed as is rarely gives identical bytes; when the
+/// optimized one does not either, the bytes must at least be stable under a second round trip.
+async fn validate(plan: &Plan, optimized: &LogicalPlan, state: &SessionState) -> Validation {
+    let failed = |detail: String| Validation { round_trips: false, exact: false, detail: Some(detail) };
+    let round_trip = |plan: Plan| async move {
+        let consumed =
+            from_substrait_plan(state, &plan).await.map_err(|e| format!("cannot consume: {}", e.strip_backtrace()))?;
+        let consumed = state
+            .optimize(&consumed)
+            .map_err(|e| format!("cannot optimize the consumed plan: {}", e.strip_backtrace()))?;
+        let mut again = to_substrait_plan(&consumed, state)
+            .map_err(|e| format!("cannot produce again: {}", e.strip_backtrace()))?;
+        canonicalize(&mut again);
+        Ok::<_, String>((consumed, *again))
+    };
+    let (consumed, again) = match round_trip(plan.clone()).await {
+        Ok(done) => done,
+        Err(detail) => return failed(detail),
+    };
+    let fields = |p: &LogicalPlan| -> Vec<(String, String)> {
+        p.schema().fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect()
+    };
+    if fields(&consumed) != fields(optimized) {
+        return failed(format!("schema {:?} came back as {:?}", fields(optimized), fields(&consumed)));
+    }
+    if again.encode_to_vec() == plan.encode_to_vec() {
+        return Validation { round_trips: true, exact: true, detail: None };
+    }
+    match round_trip(again.clone()).await {
+        Ok((_, third)) if third.encode_to_vec() == again.encode_to_vec() => Validation {
+            round_trips: true,
+            exact: false,
+            detail: Some("the consumed plan differs in shape; its Substrait is stable from then on".to_owned()),
+        },
+        Ok(_) => failed("the Substrait bytes change with every round trip".to_owned()),
+        Err(detail) => failed(detail),
+    }
+}
+
+/// Unparses `plan` to SQL and plans that SQL again.
+async fn unparse(plan: &LogicalPlan, state: &SessionState) -> Unparsed {
+    let sql = match plan_to_sql(plan) {
+        Ok(statement) => statement.to_string(),
+        Err(e) => return Unparsed { sql: None, error: Some(e.strip_backtrace()) },
+    };
+    let error = state
+        .create_logical_plan(&sql)
+        .await
+        .err()
+        .map(|e| format!("the SQL does not plan again: {}", e.strip_backtrace()));
+    Unparsed { sql: Some(sql), error }
+}
+
 /// Makes a Substrait plan's bytes depend on the plan alone: clears the producer version, and
-/// sorts the extension declarations, which the producer emits in hash-map order, by anchor.
+/// sorts the extension declarations by anchor.
 fn canonicalize(plan: &mut Plan) {
     plan.version = None;
     plan.extension_urns.sort_by_key(|u| u.extension_urn_anchor);
@@ -99,14 +336,14 @@ fn canonicalize(plan: &mut Plan) {
 }
 
 /// Serializes bytes as a msgpack binary rather than an array of integers.
-mod serde_bytes_compat {
+pub(crate) mod serde_bytes_compat {
     use serde::{Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(bytes)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         struct Bytes;
         impl serde::de::Visitor<'_> for Bytes {
             type Value = Vec<u8>;

@@ -1,16 +1,30 @@
 //! Plan bundles, Substrait fingerprints and the versioned artifact store.
 //!
 //! A [`PlanBundle`] captures everything one view's planning produced: the logical, optimized
-//! and physical plans, its lineage and its Substrait bytes. Its [`Fingerprint`] identifies the
-//! plan across runs, processes and machines. The [`Store`] keeps bundles and run records
-//! under `<pipeline>/.dfpipe/`. `dfpipe-artifacts` knows nothing about `dfpipe-contract`.
+//! and physical plans (indented and as a tree), optimizer rule deltas, its lineage, its
+//! Substrait bytes (validated on request), its unparsed SQL, the ingredients of its
+//! [`Fingerprint`], and after execution the metrics of each operator. The fingerprint
+//! identifies the plan across runs, processes and machines. An [`Environment`] is a snapshot
+//! of `information_schema`. The [`Store`] keeps bundles and run records under
+//! `<pipeline>/.dfpipe/`; [`diff_runs`] and [`diff_bundles`] say what changed between two.
+//! `dfpipe-artifacts` reads `information_schema` generically and knows nothing about
+//! `dfpipe-contract`.
 
 mod bundle;
-mod fingerprint;
+mod diff;
+mod environment;
+pub mod fingerprint;
+mod metrics;
 mod store;
 
-pub use bundle::{Captured, PlanBundle, SubstraitMode, capture};
-pub use fingerprint::{Fingerprint, FingerprintInputs};
+pub use bundle::{
+    CaptureOptions, Captured, Column, FingerprintRecord, PlanBundle, RuleDelta, SubstraitMode, Unparsed, Validation,
+    capture,
+};
+pub use diff::{Category, ChangedSetting, Diff, Retyped, SchemaChange, ViewChange, ViewDiff, diff_bundles, diff_runs};
+pub use environment::{Environment, EnvironmentTable};
+pub use fingerprint::{Fingerprint, FingerprintInputs, Ingredients};
+pub use metrics::{AnalyzeLevel, OperatorMetrics, collect as collect_metrics};
 pub use store::{RunRecord, SCHEMA_VERSION, Store, UNCHANGED, ViewRecord};
 
 use std::path::PathBuf;

@@ -2,7 +2,14 @@
 //!
 //! Every file is an rmp-serde envelope `{schema_version, kind, payload}`, written atomically
 //! (temporary file, fsync, rename). A file that does not decode, or that a newer dfpipe
-//! wrote, is an error naming the file; it is never silently used or overwritten.
+//! wrote, is an error naming the file; it is never silently used or overwritten. Files of an
+//! older schema version are migrated when read, and rewritten by [`Store::migrate`].
+//!
+//! Versions:
+//! - 1: bundles held the plans, lineage (relations, scans, functions) and Substrait bytes.
+//! - 2: bundles add the tree and verbose explains, the output schema, column lineage and
+//!   inspected columns, Substrait validation, unparsed SQL, the fingerprint's ingredients
+//!   and execution metrics. Run records are unchanged.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,9 +19,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{ArtifactError, Fingerprint, PlanBundle, Result};
+use dfpipe_plan_walk::Lineage;
 
 /// The version of the store's file format that this dfpipe writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What one run did, written when the run ends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -99,7 +107,7 @@ impl Store {
     /// Saves a bundle under its fingerprint.
     pub fn put_bundle(&self, fingerprint: &Fingerprint, bundle: &PlanBundle) -> Result<PathBuf> {
         let path = self.root.join("bundles").join(format!("{fingerprint}.msgpack"));
-        write_atomic(&path, "bundle", bundle)?;
+        write_atomic(&path, bundle)?;
         Ok(path)
     }
 
@@ -109,13 +117,13 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        read(&path, "bundle").map(Some)
+        read(&path).map(Some)
     }
 
     /// Saves a run record.
     pub fn put_run(&self, run: &RunRecord) -> Result<PathBuf> {
         let path = self.root.join("runs").join(format!("{}.msgpack", run.run_id));
-        write_atomic(&path, "run", run)?;
+        write_atomic(&path, run)?;
         Ok(path)
     }
 
@@ -134,7 +142,33 @@ impl Store {
 
     /// The run record with this id.
     pub fn run(&self, run_id: &str) -> Result<RunRecord> {
-        read(&self.root.join("runs").join(format!("{run_id}.msgpack")), "run")
+        read(&self.root.join("runs").join(format!("{run_id}.msgpack")))
+    }
+
+    /// Rewrites every file of an older schema version in the current one. Returns how many
+    /// files it rewrote.
+    pub fn migrate(&self) -> Result<usize> {
+        let mut rewritten = 0;
+        for (dir, is_bundle) in [("bundles", true), ("runs", false)] {
+            let dir = self.root.join(dir);
+            let entries = std::fs::read_dir(&dir).map_err(|source| ArtifactError::Io {
+                action: "cannot list",
+                path: dir.clone(),
+                source,
+            })?;
+            for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "msgpack")) {
+                if version_of(&path)? >= SCHEMA_VERSION {
+                    continue;
+                }
+                if is_bundle {
+                    write_atomic(&path, &read::<PlanBundle>(&path)?)?;
+                } else {
+                    write_atomic(&path, &read::<RunRecord>(&path)?)?;
+                }
+                rewritten += 1;
+            }
+        }
+        Ok(rewritten)
     }
 
     /// The most recent run record, if any.
@@ -148,8 +182,8 @@ impl Store {
 
 /// Writes `payload` to `path` atomically: a temporary file in the same directory, fsync,
 /// then rename over `path`.
-fn write_atomic<T: Serialize>(path: &Path, kind: &str, payload: &T) -> Result<()> {
-    let envelope = Envelope { schema_version: SCHEMA_VERSION, kind: kind.to_owned(), payload };
+fn write_atomic<T: Stored>(path: &Path, payload: &T) -> Result<()> {
+    let envelope = Envelope { schema_version: SCHEMA_VERSION, kind: T::KIND.to_owned(), payload };
     let bytes = rmp_serde::to_vec_named(&envelope)
         .map_err(|e| ArtifactError::Corrupt { path: path.to_owned(), message: format!("cannot encode: {e}") })?;
     let io = |action: &'static str, path: &Path| {
@@ -168,7 +202,63 @@ fn write_atomic<T: Serialize>(path: &Path, kind: &str, payload: &T) -> Result<()
     Ok(())
 }
 
-fn read<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
+/// A kind of store file, and how its older versions are migrated.
+trait Stored: Serialize + DeserializeOwned {
+    const KIND: &'static str;
+
+    /// Decodes a file of schema `version`, at most [`SCHEMA_VERSION`].
+    fn decode(version: u32, bytes: &[u8]) -> std::result::Result<Self, rmp_serde::decode::Error> {
+        let _ = version;
+        Ok(rmp_serde::from_slice::<Envelope<Self>>(bytes)?.payload)
+    }
+}
+
+impl Stored for RunRecord {
+    const KIND: &'static str = "run";
+}
+
+impl Stored for PlanBundle {
+    const KIND: &'static str = "bundle";
+
+    fn decode(version: u32, bytes: &[u8]) -> std::result::Result<Self, rmp_serde::decode::Error> {
+        if version == 1 {
+            return Ok(rmp_serde::from_slice::<Envelope<BundleV1>>(bytes)?.payload.into());
+        }
+        Ok(rmp_serde::from_slice::<Envelope<Self>>(bytes)?.payload)
+    }
+}
+
+/// A bundle as schema version 1 wrote it.
+#[derive(Deserialize)]
+struct BundleV1 {
+    view: String,
+    logical: String,
+    optimized: String,
+    physical: String,
+    /// Version 1 lineage had relations, scans and functions; the rest is left empty.
+    lineage: Lineage,
+    #[serde(with = "crate::bundle::serde_bytes_compat")]
+    substrait: Vec<u8>,
+    substrait_fallback: Option<String>,
+}
+
+impl From<BundleV1> for PlanBundle {
+    fn from(v1: BundleV1) -> Self {
+        Self {
+            view: v1.view,
+            logical: v1.logical,
+            optimized: v1.optimized,
+            physical: v1.physical,
+            lineage: v1.lineage,
+            substrait: v1.substrait,
+            substrait_fallback: v1.substrait_fallback,
+            ..Self::default()
+        }
+    }
+}
+
+fn read<T: Stored>(path: &Path) -> Result<T> {
+    let kind = T::KIND;
     let corrupt = |message: String| ArtifactError::Corrupt { path: path.to_owned(), message };
     let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io {
         action: "cannot read",
@@ -187,10 +277,23 @@ fn read<T: DeserializeOwned>(path: &Path, kind: &str) -> Result<T> {
     if header.kind != kind {
         return Err(corrupt(format!("holds a {} where a {kind} was expected", header.kind)));
     }
-    let envelope: Envelope<T> = rmp_serde::from_slice(&bytes).map_err(|e| {
+    T::decode(header.schema_version, &bytes).map_err(|e| {
         corrupt(format!("cannot decode ({e}); delete it, or the whole .dfpipe directory, to start afresh"))
+    })
+}
+
+/// The schema version of the store file at `path`.
+fn version_of(path: &Path) -> Result<u32> {
+    let bytes = std::fs::read(path).map_err(|source| ArtifactError::Io {
+        action: "cannot read",
+        path: path.to_owned(),
+        source,
     })?;
-    Ok(envelope.payload)
+    let header: Header = rmp_serde::from_slice(&bytes).map_err(|e| ArtifactError::Corrupt {
+        path: path.to_owned(),
+        message: format!("not a dfpipe store file ({e})"),
+    })?;
+    Ok(header.schema_version)
 }
 
 #[cfg(test)]

@@ -97,6 +97,21 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 5)]
         samples: usize,
     },
+    /// Show what changed between two recorded runs: views, fingerprint ingredients, schema,
+    /// settings and plans, each change categorized as breaking, non-breaking or metadata.
+    Diff {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// The older run (default: the run before `--to`).
+        #[arg(long, value_name = "RUN")]
+        from: Option<String>,
+        /// The newer run (default: the latest).
+        #[arg(long, value_name = "RUN")]
+        to: Option<String>,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate data sets.
     Gen {
         #[command(subcommand)]
@@ -135,7 +150,7 @@ enum LineageFormat {
     Dot,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ExplainFormat {
     /// The logical plan as written.
     Logical,
@@ -143,8 +158,18 @@ enum ExplainFormat {
     Optimized,
     /// The physical plan.
     Physical,
+    /// The physical plan drawn as a tree (`EXPLAIN FORMAT TREE`).
+    Tree,
+    /// The plan after each optimizer rule that changed it (`EXPLAIN VERBOSE`).
+    Verbose,
+    /// The physical plan with the metrics of its last execution (`EXPLAIN ANALYZE`).
+    Analyze,
     /// The Substrait plan bytes, hex encoded.
     Substrait,
+    /// The logical plan unparsed to SQL.
+    Sql,
+    /// The whole plan bundle, as JSON.
+    Bundle,
 }
 
 fn default_workers() -> usize {
@@ -159,7 +184,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = matches!(
         cli.command,
-        Command::Run { json: true, .. } | Command::Plan { json: true, .. } | Command::Check { json: true, .. }
+        Command::Run { json: true, .. }
+            | Command::Plan { json: true, .. }
+            | Command::Check { json: true, .. }
+            | Command::Diff { json: true, .. }
     ) || matches!(cli.command, Command::Lineage { format: LineageFormat::Json, .. });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -181,7 +209,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
     match command {
         Command::Run { pipeline, full, select, workers, json } => {
             let pipeline = load(&pipeline)?;
-            let planned = pipeline.plan(&RunOptions { full, select, workers }).await?;
+            let planned = pipeline.plan(&RunOptions { full, select, workers, ..RunOptions::default() }).await?;
             let bar = progress_bar(json);
             let shown = bar.clone();
             let report = planned
@@ -223,12 +251,23 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { pipeline, view, format } => {
-            let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, ..RunOptions::default() }).await?;
+            let options =
+                RunOptions { workers: 1, explain_verbose: format == ExplainFormat::Verbose, ..RunOptions::default() };
+            let planned = load(&pipeline)?.plan(&options).await?;
             let bundle = planned.bundle(&view).ok_or_else(|| unknown_view(&planned.view_names(), &view))?;
             let text = match format {
                 ExplainFormat::Logical => bundle.logical.clone(),
                 ExplainFormat::Optimized => bundle.optimized.clone(),
                 ExplainFormat::Physical => bundle.physical.clone(),
+                ExplainFormat::Tree => bundle.tree.clone(),
+                ExplainFormat::Verbose => output::verbose(bundle),
+                ExplainFormat::Analyze => match planned.executed_bundle(&view)? {
+                    Some(executed) => output::analyze(&executed),
+                    None => format!(
+                        "view `{view}` has not run with its current plan, so there are no metrics yet; \
+                         run `dfpipe run` first (lazy views never execute on their own)"
+                    ),
+                },
                 ExplainFormat::Substrait => match &bundle.substrait_fallback {
                     Some(reason) => format!("no Substrait plan: {reason}"),
                     None => bundle.substrait.iter().fold(String::new(), |mut hex, b| {
@@ -237,8 +276,22 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                         hex
                     }),
                 },
+                ExplainFormat::Sql => match &bundle.sql {
+                    Some(unparsed) => match (&unparsed.sql, &unparsed.error) {
+                        (Some(sql), None) => sql.clone(),
+                        (Some(sql), Some(error)) => format!("{sql}\n-- {error}"),
+                        (None, error) => format!("-- cannot unparse: {}", error.as_deref().unwrap_or("unknown")),
+                    },
+                    None => "-- not captured".to_owned(),
+                },
+                ExplainFormat::Bundle => serde_json::to_string_pretty(bundle).unwrap_or_default(),
             };
             output::say!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff { pipeline, from, to, json } => {
+            let diff = load(&pipeline)?.diff(from.as_deref(), to.as_deref())?;
+            output::diff(&diff, json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { pipeline, json, samples } => {

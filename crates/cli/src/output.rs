@@ -1,7 +1,9 @@
 //! How results are shown: summary tables for people, one JSON document with `--json`.
 
+use std::fmt::Write;
+
 use dfpipe_engine::Kind;
-use dfpipe_engine::{CheckReport, EngineError, LineageReport, PlanReport, RunReport};
+use dfpipe_engine::{CheckReport, Diff, EngineError, LineageReport, PlanBundle, PlanReport, RunReport, ViewChange};
 use serde::Serialize;
 
 /// Prints a line on stdout. A closed pipe (`dfpipe lineage | head`) is not an error.
@@ -146,5 +148,79 @@ pub(crate) fn check(report: &CheckReport, as_json: bool) {
             say!("       {}", serde_json::to_string(sample).unwrap_or_default());
         }
     }
+    for d in &report.drift {
+        let mark = if d.fails() { "FAIL" } else { "ok  " };
+        let [added, removed, retyped] = [&d.added, &d.removed, &d.retyped]
+            .map(|cols| cols.iter().map(|c| c.column.as_str()).collect::<Vec<_>>().join(", "));
+        say!("{mark} {:<10} {:<12} added ({added}) removed ({removed}) retyped ({retyped})", d.relation, "columns");
+        for message in &d.information_schema {
+            say!("       information_schema {message}");
+        }
+    }
     say!("\n{}", if report.passed { "all contracts hold" } else { "some contracts are violated" });
+}
+
+/// `explain --format verbose`: the plan after each optimizer rule that changed it.
+pub(crate) fn verbose(bundle: &PlanBundle) -> String {
+    let mut text = format!("-- initial plan\n{}\n", bundle.logical.trim_end());
+    for delta in &bundle.verbose {
+        let _ = write!(text, "\n-- after {}\n{}\n", delta.rule, delta.plan.trim_end());
+    }
+    text
+}
+
+/// `explain --format analyze`: each operator with what its last execution measured.
+pub(crate) fn analyze(bundle: &PlanBundle) -> String {
+    let mut text = String::new();
+    for m in &bundle.metrics {
+        let mut figures = vec![format!("partitions={}", m.partitions)];
+        if let Some(rows) = m.output_rows {
+            figures.push(format!("output_rows={rows}"));
+        }
+        if let Some(ns) = m.elapsed_compute_ns {
+            figures.push(format!("elapsed_compute={:.3}ms", ns as f64 / 1e6));
+        }
+        if let Some(bytes) = m.output_bytes {
+            figures.push(format!("output_bytes={bytes}"));
+        }
+        if let Some(spills) = m.spill_count.filter(|s| *s > 0) {
+            figures.push(format!("spills={spills} spilled_bytes={}", m.spilled_bytes.unwrap_or_default()));
+        }
+        figures.extend(m.other.iter().map(|(k, v)| format!("{k}={v}")));
+        let _ = writeln!(text, "{}{}, metrics=[{}]", "  ".repeat(m.depth), m.operator, figures.join(", "));
+    }
+    text
+}
+
+pub(crate) fn diff(diff: &Diff, as_json: bool) {
+    if as_json {
+        return json(diff);
+    }
+    say!("diff of run {} -> run {}", diff.from, diff.to);
+    let mut unchanged = 0;
+    for v in &diff.views {
+        if v.change == ViewChange::Unchanged {
+            unchanged += 1;
+            continue;
+        }
+        let category = v.category.map(|c| format!("{c:?}").to_lowercase()).unwrap_or_default();
+        let how = if v.indirect { format!("{category} (indirect)") } else { category };
+        say!("\n{} {:?}: {how}; changed: {}", v.name, v.change, v.ingredients.join(", "));
+        for c in &v.schema.added {
+            say!("  + column {} {}", c.name, c.data_type);
+        }
+        for c in &v.schema.removed {
+            say!("  - column {} {}", c.name, c.data_type);
+        }
+        for r in &v.schema.retyped {
+            say!("  ~ column {} {} -> {}", r.name, r.from.data_type, r.to.data_type);
+        }
+        for s in &v.settings {
+            say!("  setting {}: {} -> {}", s.key, s.from.as_deref().unwrap_or("-"), s.to.as_deref().unwrap_or("-"));
+        }
+        for line in v.plan_diff.lines() {
+            say!("  {line}");
+        }
+    }
+    say!("\n{unchanged} view(s) unchanged");
 }

@@ -80,3 +80,86 @@ fn help_describes_every_flag() {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
 }
+
+/// What `dfpipe plan DIR` prints on stderr for a broken pipeline, with the directory redacted.
+fn plan_error(dir: &Path) -> String {
+    let out = dfpipe(&["plan", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    stderr.replace(dir.to_str().unwrap(), "[DIR]")
+}
+
+#[test]
+fn golden_error_messages() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../golden"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.set_description("regenerate with `cargo xtask golden`");
+    let fresh = || {
+        let dir = tempfile::tempdir().unwrap();
+        pipeline(dir.path());
+        dir
+    };
+    let mut cases = Vec::new();
+
+    let dir = fresh();
+    let spec = std::fs::read_to_string(dir.path().join("dfpipe.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("dfpipe.toml"),
+        spec.replace("target_partitions = 2", "target_partitions = \"two\""),
+    )
+    .unwrap();
+    cases.push(("cli__error_bad_toml", plan_error(dir.path())));
+
+    let dir = fresh();
+    for (view, reads) in [("a", "b"), ("b", "c"), ("c", "a")] {
+        std::fs::write(dir.path().join("views").join(format!("{view}.sql")), format!("select * from {reads}")).unwrap();
+    }
+    cases.push(("cli__error_cycle", plan_error(dir.path())));
+
+    let dir = fresh();
+    std::fs::write(dir.path().join("views").join("sneaky.sql"), "drop table orders").unwrap();
+    cases.push(("cli__error_ddl", plan_error(dir.path())));
+
+    let dir = fresh();
+    std::fs::remove_dir_all(dir.path().join("data").join("region")).unwrap();
+    cases.push(("cli__error_missing_source", plan_error(dir.path())));
+
+    settings.bind(|| {
+        for (name, message) in cases {
+            insta::assert_snapshot!(name, message);
+        }
+    });
+}
+
+#[test]
+fn explain_and_diff_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(dir.path());
+    let path = dir.path().to_str().unwrap();
+    for format in ["tree", "verbose", "sql", "bundle", "analyze"] {
+        let out = dfpipe(&["explain", path, "--view", "q06", "--format", format]);
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!out.stdout.is_empty(), "{format}");
+    }
+    let before = String::from_utf8(dfpipe(&["explain", path, "--view", "q06", "--format", "analyze"]).stdout).unwrap();
+    assert!(before.contains("has not run"), "{before}");
+    let verbose = String::from_utf8(dfpipe(&["explain", path, "--view", "q06", "--format", "verbose"]).stdout).unwrap();
+    assert!(verbose.contains("-- after "), "{verbose}");
+
+    assert_eq!(dfpipe(&["run", path]).status.code(), Some(0));
+    let analyze = String::from_utf8(dfpipe(&["explain", path, "--view", "q06", "--format", "analyze"]).stdout).unwrap();
+    assert!(analyze.contains("output_rows=1"), "{analyze}");
+
+    let q06 = dir.path().join("views").join("q06.sql");
+    let sql = std::fs::read_to_string(&q06).unwrap();
+    std::fs::write(&q06, sql.replace("l_quantity < 24", "l_quantity < 25")).unwrap();
+    assert_eq!(dfpipe(&["run", path]).status.code(), Some(0));
+    let diff = json(&dfpipe(&["diff", path, "--json"]));
+    let q06 = diff["views"].as_array().unwrap().iter().find(|v| v["name"] == "q06").unwrap().clone();
+    assert_eq!(q06["category"], "breaking");
+    assert_eq!(q06["ingredients"], serde_json::json!(["plan"]));
+    let text = String::from_utf8(dfpipe(&["diff", path]).stdout).unwrap();
+    assert!(text.contains("q06") && text.contains("breaking"), "{text}");
+}

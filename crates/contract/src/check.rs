@@ -1,15 +1,31 @@
-//! Validating declarations, and checking data against them with DataFusion queries.
+//! Checking data against contracts with DataFusion queries.
+//!
+//! Counting is fused: per relation, one query computes every violation count. Each primary
+//! or unique key is one `GROUP BY` over the key; the null counts of primary-key columns come
+//! from the same `GROUP BY` (null keys are groups of their own), the other not-null columns
+//! share one ungrouped aggregate, and each foreign key is an anti join. The single-row
+//! results are cross-joined into one row. Sample rows are fetched afterwards, only for the
+//! constraints that are violated, so valid data costs exactly one query per relation.
+//!
+//! Checks read the relation with its constraints stripped, so the optimizer never assumes
+//! the very key it is asked to verify. Anti joins broadcast the referenced keys when they
+//! are small enough (see `checking_session`), which keeps a foreign-key check on a large
+//! relation a fraction of its key's `GROUP BY`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::common::{Column, JoinType, ScalarValue};
-use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::{Column, Constraints, JoinType, ScalarValue};
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::logical_expr::{Expr, ExprFunctionExt, LogicalPlanBuilder, cast, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 use serde::Serialize;
 
-use crate::{Contract, ContractError, ForeignKey, Result};
+use crate::table::ConstrainedTable;
+use crate::validate::{Validated, validate_all};
+use crate::{Contract, ContractError, Drift, ForeignKey, Result};
 
 /// The outcome of one constraint.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,128 +36,289 @@ pub struct CheckResult {
     pub constraint: &'static str,
     /// The constrained columns.
     pub columns: Vec<String>,
-    /// Duplicate key values, null rows or orphan rows.
+    /// Duplicated key values (for keys), null rows (for not-null) or orphan rows (for
+    /// foreign keys).
     pub violations: u64,
-    /// Up to the requested number of violating rows.
+    /// Up to the requested number of violations: the key values and their `rows`, the rows
+    /// with a null, or the orphans' key and foreign-key columns. Ordered by those columns.
     pub samples: Vec<BTreeMap<String, serde_json::Value>>,
 }
 
 /// The outcome of checking contracts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CheckReport {
-    /// Whether no constraint is violated.
+    /// Whether no constraint is violated and no declared column was removed or retyped.
     pub passed: bool,
     /// One result per constraint.
     pub results: Vec<CheckResult>,
+    /// Relations whose declared `columns` differ from their registered schema.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Drift>,
 }
 
-impl Contract {
-    /// Checks that the relation and every column named exist in `ctx`, and that foreign keys
-    /// have as many columns as they reference.
-    pub async fn validate(&self, ctx: &SessionContext) -> Result<()> {
-        let declaration = |message: String| ContractError::Declaration { relation: self.relation.clone(), message };
-        let schema_of = |relation: &str| {
-            let relation = relation.to_owned();
-            async move { ctx.table(relation.as_str()).await.map(|df| df.schema().clone()) }
-        };
-        let schema = schema_of(&self.relation)
-            .await
-            .map_err(|_| declaration("no source or view of that name is registered".to_owned()))?;
-        let mut columns: Vec<&String> = self.primary_key.iter().chain(&self.not_null).collect();
-        columns.extend(self.unique.iter().flatten());
-        columns.extend(self.foreign_keys.iter().flat_map(|f| &f.columns));
-        for column in columns {
-            if !schema.has_column_with_unqualified_name(column) {
-                return Err(declaration(format!("column `{column}` does not exist")));
-            }
-        }
-        if self.unique.iter().any(Vec::is_empty) {
-            return Err(declaration("a unique key needs at least one column".to_owned()));
-        }
-        for fk in &self.foreign_keys {
-            if fk.columns.is_empty() || fk.columns.len() != fk.referenced_columns.len() {
-                return Err(declaration(format!(
-                    "foreign key to `{}` has {} columns referencing {}; they must match and not be empty",
-                    fk.references,
-                    fk.columns.len(),
-                    fk.referenced_columns.len()
-                )));
-            }
-            let referenced = schema_of(&fk.references)
-                .await
-                .map_err(|_| declaration(format!("foreign key references unknown relation `{}`", fk.references)))?;
-            if let Some(c) = fk.referenced_columns.iter().find(|c| !referenced.has_column_with_unqualified_name(c)) {
-                return Err(declaration(format!("foreign key references unknown column `{}.{c}`", fk.references)));
-            }
-        }
-        Ok(())
+/// How many queries the counting runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fusion {
+    /// One query per relation, counting every constraint at once.
+    #[default]
+    PerRelation,
+    /// One query per constraint: for comparison, and to isolate a failing query.
+    PerConstraint,
+}
+
+/// Options of [`check_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// The most sample rows reported per constraint.
+    pub samples: usize,
+    /// How the counting queries are fused.
+    pub fusion: Fusion,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self { samples: 3, fusion: Fusion::PerRelation }
     }
 }
 
-/// Runs every constraint of `contracts` as a query and reports violations, with up to
-/// `samples` sample rows each.
+/// Validates `contracts`, then checks every constraint with queries and reports violations,
+/// with up to `samples` sample rows each, and the drift of declared columns.
 pub async fn check(ctx: &SessionContext, contracts: &[Contract], samples: usize) -> Result<CheckReport> {
+    check_with(ctx, contracts, &CheckOptions { samples, fusion: Fusion::PerRelation }).await
+}
+
+/// [`check`], with the fusion of the counting queries chosen.
+pub async fn check_with(ctx: &SessionContext, contracts: &[Contract], options: &CheckOptions) -> Result<CheckReport> {
+    let validated = validate_all(ctx, contracts).await?;
+    let ctx = &checking_session(ctx);
     let mut results = Vec::new();
-    for contract in contracts {
-        let relation = contract.relation.as_str();
-        let dferr = |source| ContractError::DataFusion { relation: relation.to_owned(), source };
-        let table = ctx.table(relation).await.map_err(dferr)?;
-        let keys = (!contract.primary_key.is_empty()).then_some(("primary_key", &contract.primary_key));
-        for (constraint, columns) in keys.into_iter().chain(contract.unique.iter().map(|u| ("unique", u))) {
-            let exprs: Vec<Expr> = columns.iter().map(|c| column(c)).collect();
-            let duplicates = table
-                .clone()
-                .aggregate(exprs, vec![count(lit(1)).alias("rows")])
-                .and_then(|df| df.filter(col("rows").gt(lit(1i64))))
-                .map_err(dferr)?;
-            results.push(outcome(relation, constraint, columns, duplicates, samples).await.map_err(dferr)?);
+    for (contract, validated) in contracts.iter().zip(&validated) {
+        let dferr = |source| ContractError::DataFusion { relation: contract.relation.clone(), source };
+        results.extend(check_relation(ctx, contract, validated, options).await.map_err(dferr)?);
+    }
+    let drift = crate::drift::drift(ctx, contracts).await?;
+    let passed = results.iter().all(|r| r.violations == 0) && drift.iter().all(|d| !d.fails());
+    Ok(CheckReport { passed, results, drift })
+}
+
+/// The largest referenced key, in bytes and rows, that an anti join broadcasts to every
+/// partition instead of repartitioning both sides.
+const BROADCAST_BYTES: usize = 256 << 20;
+const BROADCAST_ROWS: usize = 32 << 20;
+
+/// A session sharing `ctx`'s catalogs and settings, except that the anti joins of foreign
+/// keys build their hash table once from the referenced key columns (DataFusion's
+/// `CollectLeft`) when those fit `BROADCAST_BYTES`: then the checked relation, usually the
+/// larger side, is probed where it lies instead of being hash-repartitioned.
+fn checking_session(ctx: &SessionContext) -> SessionContext {
+    let mut state = ctx.state();
+    let optimizer = &mut state.config_mut().options_mut().optimizer;
+    optimizer.hash_join_single_partition_threshold =
+        optimizer.hash_join_single_partition_threshold.max(BROADCAST_BYTES);
+    optimizer.hash_join_single_partition_threshold_rows =
+        optimizer.hash_join_single_partition_threshold_rows.max(BROADCAST_ROWS);
+    SessionContext::new_with_state(state)
+}
+
+/// One constraint to count, and how.
+enum Item<'a> {
+    /// A primary or unique key: duplicated values.
+    Key { constraint: &'static str, columns: &'a [String] },
+    /// A not-null column. `from_key` when its count comes from the primary key's `GROUP BY`.
+    NotNull { column: &'a String, from_key: bool },
+    /// A foreign key: orphan rows.
+    Foreign(&'a ForeignKey),
+}
+
+/// The name of the row-count column of a key's `GROUP BY`: `rows`, unless a key column is
+/// called that.
+fn rows_name(key: &[String]) -> &'static str {
+    if key.iter().any(|c| c == "rows") { "__dfpipe_rows" } else { "rows" }
+}
+
+async fn check_relation(
+    ctx: &SessionContext,
+    contract: &Contract,
+    validated: &Validated,
+    options: &CheckOptions,
+) -> datafusion::error::Result<Vec<CheckResult>> {
+    let base = ctx.read_table(unconstrained(&validated.provider))?;
+    let pk = contract.key_columns();
+    let mut items: Vec<Item> = contract.keys().map(|(constraint, columns)| Item::Key { constraint, columns }).collect();
+    items.extend(
+        contract.not_null_columns().into_iter().map(|column| Item::NotNull { column, from_key: pk.contains(column) }),
+    );
+    items.extend(contract.foreign_keys.iter().map(Item::Foreign));
+
+    let counts = match options.fusion {
+        Fusion::PerRelation => count_fused(ctx, &base, &items).await?,
+        Fusion::PerConstraint => {
+            let mut counts = Vec::with_capacity(items.len());
+            for item in &items {
+                let violating = match item {
+                    Item::Key { columns, .. } => duplicates(&base, columns)?,
+                    Item::NotNull { column, .. } => base.clone().filter(named(column).is_null())?,
+                    Item::Foreign(fk) => orphans(ctx, &base, fk, &[]).await?,
+                };
+                counts.push(violating.count().await? as u64);
+            }
+            counts
         }
-        let mut not_null: Vec<String> = contract.primary_key.clone();
-        not_null.extend(contract.not_null.iter().filter(|c| !contract.primary_key.contains(c)).cloned());
-        for c in &not_null {
-            let nulls = table.clone().filter(column(c).is_null()).map_err(dferr)?;
-            results.push(outcome(relation, "not_null", std::slice::from_ref(c), nulls, samples).await.map_err(dferr)?);
+    };
+
+    let mut results = Vec::with_capacity(items.len());
+    for (item, violations) in items.iter().zip(counts) {
+        let (constraint, columns) = match item {
+            Item::Key { constraint, columns } => (*constraint, columns.to_vec()),
+            Item::NotNull { column, .. } => ("not_null", vec![(*column).clone()]),
+            Item::Foreign(fk) => ("foreign_key", fk.columns.clone()),
+        };
+        let samples = if violations == 0 || options.samples == 0 {
+            Vec::new()
+        } else {
+            let (violating, order) = match item {
+                Item::Key { columns, .. } => (duplicates(&base, columns)?, columns.to_vec()),
+                Item::NotNull { column, .. } => {
+                    let order = sortable_columns(&base);
+                    (base.clone().filter(named(column).is_null())?, order)
+                }
+                Item::Foreign(fk) => {
+                    let violating = orphans(ctx, &base, fk, pk).await?;
+                    let order = violating.schema().fields().iter().map(|f| f.name().clone()).collect();
+                    (violating, order)
+                }
+            };
+            let sort = order.iter().map(|c| named(c).sort(true, true)).collect();
+            to_json_rows(&violating.sort(sort)?.limit(0, Some(options.samples))?.collect().await?)?
+        };
+        results.push(CheckResult { relation: contract.relation.clone(), constraint, columns, violations, samples });
+    }
+    Ok(results)
+}
+
+/// Every count of `items` in one query: one single-row aggregate per key, one for the other
+/// not-null columns, one per foreign key, cross-joined.
+async fn count_fused(
+    ctx: &SessionContext,
+    base: &DataFrame,
+    items: &[Item<'_>],
+) -> datafusion::error::Result<Vec<u64>> {
+    let alias = |i: usize| format!("__dfpipe_count_{i}");
+    let mut parts: Vec<DataFrame> = Vec::new();
+    // Keys: duplicates, and (for the primary key) the nulls of each key column.
+    for (i, item) in items.iter().enumerate() {
+        let Item::Key { constraint, columns } = item else { continue };
+        let rows = rows_name(columns);
+        let grouped =
+            base.clone().aggregate(columns.iter().map(|c| named(c)).collect(), vec![count_rows().alias(rows)])?;
+        let mut aggregates = vec![count_rows().filter(duplicated(columns, rows)).build()?.alias(alias(i))];
+        if *constraint == "primary_key" {
+            for (j, other) in items.iter().enumerate() {
+                if let Item::NotNull { column, from_key: true } = other {
+                    aggregates.push(sum(col(rows)).filter(named(column).is_null()).build()?.alias(alias(j)));
+                }
+            }
         }
-        for fk in &contract.foreign_keys {
-            let orphans = orphans(ctx, table.clone(), fk).await.map_err(dferr)?;
-            results.push(outcome(relation, "foreign_key", &fk.columns, orphans, samples).await.map_err(dferr)?);
+        parts.push(grouped.aggregate(vec![], aggregates)?);
+    }
+    // The other not-null columns: one ungrouped pass.
+    let nulls: Vec<Expr> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match item {
+            Item::NotNull { column, from_key: false } => {
+                Some(count_rows().filter(named(column).is_null()).build().map(|e| e.alias(alias(i))))
+            }
+            _ => None,
+        })
+        .collect::<datafusion::error::Result<_>>()?;
+    if !nulls.is_empty() {
+        parts.push(base.clone().aggregate(vec![], nulls)?);
+    }
+    // Foreign keys: an anti join each.
+    for (i, item) in items.iter().enumerate() {
+        if let Item::Foreign(fk) = item {
+            parts.push(orphans(ctx, base, fk, &[]).await?.aggregate(vec![], vec![count_rows().alias(alias(i))])?);
         }
     }
-    Ok(CheckReport { passed: results.iter().all(|r| r.violations == 0), results })
+    let Some(first) = parts.first().cloned() else { return Ok(Vec::new()) };
+    let (state, plan) = first.into_parts();
+    let mut builder = LogicalPlanBuilder::from(plan);
+    for part in parts.into_iter().skip(1) {
+        builder = builder.cross_join(part.into_unoptimized_plan())?;
+    }
+    let selected: Vec<Expr> = (0..items.len()).map(|i| cast(col(alias(i)), DataType::Int64).alias(alias(i))).collect();
+    let row = DataFrame::new(state, builder.build()?).select(selected)?.collect().await?;
+    let batch = row.iter().find(|b| b.num_rows() > 0);
+    Ok((0..items.len())
+        .map(|i| {
+            batch.map_or(0, |b| {
+                let counts = b.column(i).as_primitive::<Int64Type>();
+                if counts.is_null(0) { 0 } else { counts.value(0).max(0) as u64 }
+            })
+        })
+        .collect())
 }
 
-/// Rows whose non-null foreign-key values have no match in the referenced relation.
-async fn orphans(ctx: &SessionContext, table: DataFrame, fk: &ForeignKey) -> datafusion::error::Result<DataFrame> {
-    let parent = ctx.table(fk.references.as_str()).await?;
-    let parent = parent.select(fk.referenced_columns.iter().map(|c| column(c)).collect::<Vec<_>>())?;
-    let present = fk.columns.iter().map(|c| column(c).is_not_null()).reduce(Expr::and).unwrap_or(lit(true));
-    let left: Vec<&str> = fk.columns.iter().map(String::as_str).collect();
-    let right: Vec<&str> = fk.referenced_columns.iter().map(String::as_str).collect();
-    table
+/// Groups of `key` that repeat: non-null key values with more than one row.
+fn duplicates(base: &DataFrame, key: &[String]) -> datafusion::error::Result<DataFrame> {
+    let rows = rows_name(key);
+    base.clone()
+        .aggregate(key.iter().map(|c| named(c)).collect(), vec![count_rows().alias(rows)])?
+        .filter(duplicated(key, rows))
+}
+
+/// `rows > 1` and no key column null: in SQL, null keys are distinct.
+fn duplicated(key: &[String], rows: &str) -> Expr {
+    key.iter().fold(col(rows).gt(lit(1i64)), |e, c| e.and(named(c).is_not_null()))
+}
+
+/// Rows whose foreign-key values are all non-null and have no match in the referenced
+/// relation (SQL's MATCH SIMPLE), projected on `extra` then the foreign-key columns.
+async fn orphans(
+    ctx: &SessionContext,
+    base: &DataFrame,
+    fk: &ForeignKey,
+    extra: &[String],
+) -> datafusion::error::Result<DataFrame> {
+    const CHILD: &str = "__dfpipe_child";
+    const PARENT: &str = "__dfpipe_parent";
+    let parent = ctx.read_table(unconstrained(&ctx.table_provider(fk.references.as_str()).await?))?;
+    let parent = parent.select(fk.referenced_columns.iter().map(|c| named(c)).collect::<Vec<_>>())?.alias(PARENT)?;
+    let mut columns: Vec<&String> = extra.iter().collect();
+    columns.extend(fk.columns.iter().filter(|c| !extra.contains(c)));
+    let present = fk.columns.iter().map(|c| named(c).is_not_null()).reduce(Expr::and).unwrap_or(lit(true));
+    let on = fk
+        .columns
+        .iter()
+        .zip(&fk.referenced_columns)
+        .map(|(c, p)| Expr::Column(Column::new(Some(CHILD), c)).eq(Expr::Column(Column::new(Some(PARENT), p))));
+    base.clone()
         .filter(present)?
-        .join(parent, JoinType::LeftAnti, &left, &right, None)?
-        .select(fk.columns.iter().map(|c| column(c)).collect::<Vec<_>>())
+        .select(columns.iter().map(|c| named(c)).collect::<Vec<_>>())?
+        .alias(CHILD)?
+        .join_on(parent, JoinType::LeftAnti, on)?
+        .select(columns.iter().map(|c| Expr::Column(Column::new(Some(CHILD), c.as_str()))).collect::<Vec<_>>())
 }
 
-async fn outcome(
-    relation: &str,
-    constraint: &'static str,
-    columns: &[String],
-    violating: DataFrame,
-    samples: usize,
-) -> datafusion::error::Result<CheckResult> {
-    let violations = violating.clone().count().await? as u64;
-    let rows = if violations == 0 { Vec::new() } else { violating.limit(0, Some(samples))?.collect().await? };
-    Ok(CheckResult {
-        relation: relation.to_owned(),
-        constraint,
-        columns: columns.to_vec(),
-        violations,
-        samples: to_json_rows(&rows)?,
-    })
+/// `provider` read without any declared constraint.
+fn unconstrained(
+    provider: &Arc<dyn datafusion::catalog::TableProvider>,
+) -> Arc<dyn datafusion::catalog::TableProvider> {
+    Arc::new(ConstrainedTable::new(Arc::clone(provider), Constraints::default()))
 }
 
-fn column(name: &str) -> Expr {
+/// The columns that order sample rows deterministically: every column of a flat type.
+fn sortable_columns(df: &DataFrame) -> Vec<String> {
+    df.schema().fields().iter().filter(|f| !f.data_type().is_nested()).map(|f| f.name().clone()).collect()
+}
+
+/// `count(*)`, as an aggregate call that a `FILTER` can be attached to.
+fn count_rows() -> Expr {
+    count(lit(1i64))
+}
+
+fn named(name: &str) -> Expr {
     Expr::Column(Column::from_name(name))
 }
 

@@ -5,6 +5,8 @@
 //! decides what runs, and predicts the schedule (scheduler). [`Planned::run`] executes what
 //! must run through the writer, and records the bundles and the run in the store.
 
+mod history;
+mod materialized;
 mod pipeline;
 mod profile;
 mod report;
@@ -17,6 +19,7 @@ pub use report::{LineageReport, PlanReport, RunReport, ScheduleReport, ViewLinea
 pub use run::Event;
 pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
 
+pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, ViewChange, ViewDiff};
 pub use dfpipe_contract::CheckReport;
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
 

@@ -6,19 +6,18 @@ use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::options::{ArrowReadOptions, JsonReadOptions};
-use datafusion::logical_expr::{Expr, Partitioning, SortExpr};
+use datafusion::logical_expr::{Expr, LogicalPlan, Partitioning, SortExpr};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
-use dfpipe_artifacts::{Fingerprint, FingerprintInputs, PlanBundle, RunRecord, Store, capture};
-use dfpipe_scheduler::{Schedule, TaskGraph};
-use dfpipe_views::{SqlView, register_lazy};
+use dfpipe_artifacts::{CaptureOptions, Environment, Fingerprint, PlanBundle, RunRecord, Store, capture};
+use dfpipe_scheduler::{CostModel, CostSource, Metrics, Schedule, Selector, TaskEvidence, TaskGraph};
+use dfpipe_views::{ListParam, ParamValue, SqlView, register_lazy};
 
+use crate::materialized::CommittedOutput;
 use crate::report::{LineageReport, PlanReport, ScheduleReport, ViewLineage, ViewPlanReport};
 use crate::spec::{Materialize, PipelineSpec, SourceFormat, ViewSpec};
 use crate::{EngineError, Result};
-
-/// The cost given to a view never measured, in milliseconds.
-pub(crate) const DEFAULT_COST_MS: u64 = 1000;
 
 /// A pipeline directory, loaded and checked but not planned.
 #[derive(Debug, Clone)]
@@ -36,6 +35,8 @@ pub struct RunOptions {
     pub select: Vec<String>,
     /// How many views run at once (at least 1).
     pub workers: usize,
+    /// Capture the plan after each optimizer rule, whatever the profile says.
+    pub explain_verbose: bool,
 }
 
 /// One view, planned once.
@@ -43,6 +44,11 @@ pub(crate) struct PlannedView {
     pub(crate) name: String,
     pub(crate) spec: ViewSpec,
     pub(crate) bundle: PlanBundle,
+    /// The optimized plan: what the physical plan was built from.
+    pub(crate) optimized: LogicalPlan,
+    /// Whether it reads a materialized view's committed output, directly or through lazy
+    /// views: then its physical plan is built again at execution, from `optimized`.
+    pub(crate) reads_outputs: bool,
     pub(crate) physical: Arc<dyn ExecutionPlan>,
     pub(crate) fingerprint: Fingerprint,
     /// The views (not sources) it reads, from its lineage.
@@ -65,6 +71,8 @@ pub struct Planned {
     pub(crate) views: Vec<PlannedView>,
     pub(crate) graph: TaskGraph<()>,
     pub(crate) workers: usize,
+    /// `information_schema` as it was when planning began.
+    pub(crate) environment: Environment,
 }
 
 impl Pipeline {
@@ -128,6 +136,10 @@ impl Pipeline {
             };
             registered.map_err(|e| fail(e.strip_backtrace()))?;
         }
+        // Contracts on sources: keys become provider constraints and information_schema rows.
+        let on_sources: Vec<_> =
+            self.spec.contracts.values().filter(|c| self.spec.sources.contains_key(&c.relation)).cloned().collect();
+        dfpipe_contract::register(&ctx, &on_sources).await?;
         Ok((ctx, fingerprints))
     }
 
@@ -142,9 +154,9 @@ impl Pipeline {
             }
         }
         let contracts: Vec<_> = self.spec.contracts.values().cloned().collect();
-        for contract in &contracts {
-            contract.validate(&ctx).await?;
-        }
+        let on_views: Vec<_> =
+            contracts.iter().filter(|c| !self.spec.sources.contains_key(&c.relation)).cloned().collect();
+        dfpipe_contract::register(&ctx, &on_views).await?;
         Ok(dfpipe_contract::check(&ctx, &contracts, samples).await?)
     }
 
@@ -153,21 +165,26 @@ impl Pipeline {
     pub async fn plan(&self, options: &RunOptions) -> Result<Planned> {
         let (ctx, source_fingerprints) = self.session().await?;
         let views = self.sql_views(&ctx)?;
-        for contract in self.spec.contracts.values() {
-            // Contracts on views are validated once the views are registered, below.
-            if self.spec.sources.contains_key(&contract.relation) {
-                contract.validate(&ctx).await?;
-            }
-        }
         let names: BTreeSet<&str> = views.iter().map(SqlView::name).collect();
-        for selected in &options.select {
-            if !names.contains(selected.as_str()) {
-                return Err(EngineError::Spec {
-                    file: self.dir.join(crate::SPEC_FILE),
-                    message: format!("--select names `{selected}`, which is not a view of this pipeline"),
-                });
-            }
-        }
+        let selectors = options
+            .select
+            .iter()
+            .map(|text| {
+                let selector: Selector =
+                    text.parse().map_err(|e: dfpipe_scheduler::SchedulerError| EngineError::Spec {
+                        file: self.dir.join(crate::SPEC_FILE),
+                        message: format!("--select `{text}`: {e}"),
+                    })?;
+                if names.contains(selector.name.as_str()) {
+                    Ok(selector)
+                } else {
+                    Err(EngineError::Spec {
+                        file: self.dir.join(crate::SPEC_FILE),
+                        message: format!("--select names `{}`, which is not a view of this pipeline", selector.name),
+                    })
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
 
         // Planning order: a view is planned after the views its SQL names. Only the order
         // comes from the SQL; the dependencies proper come from the plans below.
@@ -186,17 +203,56 @@ impl Pipeline {
 
         let store = Store::open(self.dir.join(".dfpipe"))?;
         let last_run = store.latest_run()?;
+        // What information_schema says before any view is registered: the part of it that
+        // concerns a view's sources and functions goes into its fingerprint.
+        let environment = Environment::snapshot(&ctx).await?;
         let state_settings = self.spec.profile.settings();
-        let mut planned: Vec<PlannedView> = Vec::with_capacity(views.len());
-        let mut fingerprints: BTreeMap<String, Fingerprint> = source_fingerprints;
-        for id in order {
+        let capture_options = CaptureOptions {
+            substrait: self.spec.profile.substrait,
+            validate_substrait: self.spec.profile.validate_substrait,
+            explain_verbose: self.spec.profile.explain_verbose || options.explain_verbose,
+        };
+
+        // 1. Logical plans, in dependency order: each view is registered before its readers
+        //    are planned. This part is cheap and must be sequential.
+        let mut logical = Vec::with_capacity(views.len());
+        for &id in &order {
             let view = &views[id];
             let spec = self.spec.views.get(view.name()).cloned().unwrap_or_default();
             let df = view.plan(&ctx).await?;
-            register_lazy(&ctx, view.name(), df.clone())?;
-            let output = shape_output(df, &spec, &ctx, view.name(), &self.dir)?;
-            let captured =
-                capture(view.name(), output.logical_plan(), &ctx.state(), self.spec.profile.substrait).await?;
+            let output = shape_output(df.clone(), &spec, &ctx, view.name(), &self.dir)?;
+            // Readers of a lazy view plan it inline; readers of a materialized view read its
+            // committed output.
+            if spec.materialize == Materialize::Lazy {
+                register_lazy(&ctx, view.name(), df)?;
+            } else {
+                let dir = self.output_dir().join(view.name());
+                let schema = output.schema().as_arrow().clone();
+                let table = CommittedOutput::new(&schema, dir, spec.partition_by.clone());
+                ctx.register_table(view.name(), Arc::new(table))?;
+            }
+            logical.push((view.name().to_owned(), spec, output.into_unoptimized_plan()));
+        }
+
+        // 2. Optimization, physical planning and Substrait: the CPU-bound part, independent
+        //    per view once every view is registered, so the views are captured in parallel.
+        let tasks: Vec<_> = logical
+            .iter()
+            .map(|(name, _, plan)| {
+                let (name, plan, state) = (name.clone(), plan.clone(), ctx.state());
+                tokio::spawn(async move { capture(&name, &plan, &state, capture_options).await })
+            })
+            .collect();
+
+        // 3. Fingerprints, in dependency order: each takes its upstream fingerprints.
+        let mut planned: Vec<PlannedView> = Vec::with_capacity(views.len());
+        let mut fingerprints: BTreeMap<String, Fingerprint> = source_fingerprints;
+        for ((name, spec, _), task) in logical.into_iter().zip(tasks) {
+            let mut captured = task.await.map_err(|e| EngineError::Io {
+                action: "planning was interrupted for",
+                path: self.dir.join("views").join(format!("{name}.sql")),
+                source: std::io::Error::other(e.to_string()),
+            })??;
             let lineage = &captured.bundle.lineage;
             let upstream: BTreeMap<String, Fingerprint> =
                 lineage.depends_on.iter().filter_map(|r| fingerprints.get(r).map(|f| (r.clone(), f.clone()))).collect();
@@ -208,33 +264,29 @@ impl Pipeline {
                     settings.insert(format!("format.{key}"), value);
                 }
             }
-            let basis = match &captured.bundle.substrait_fallback {
-                None => captured.bundle.substrait.clone(),
-                Some(_) => captured.bundle.optimized.clone().into_bytes(),
-            };
-            let fingerprint =
-                Fingerprint::of(&FingerprintInputs { plan: &basis, settings: &settings, upstream: &upstream });
-            fingerprints.insert(view.name().to_owned(), fingerprint.clone());
             let depends_on = lineage.depends_on.iter().filter(|r| names.contains(r.as_str())).cloned().collect();
+            let fingerprint = captured.bundle.seal(settings, &environment, upstream);
+            fingerprints.insert(name.clone(), fingerprint.clone());
             planned.push(PlannedView {
-                name: view.name().to_owned(),
+                name,
                 spec,
                 physical: captured.physical,
+                optimized: captured.optimized,
+                reads_outputs: false,
                 bundle: captured.bundle,
                 fingerprint,
                 depends_on,
                 will_run: false,
                 reason: String::new(),
-                cost_ms: DEFAULT_COST_MS,
+                cost_ms: CostModel::default().default_cost,
                 cost_source: "default",
                 output_fingerprint: None,
             });
         }
-        for contract in self.spec.contracts.values() {
-            if !self.spec.sources.contains_key(&contract.relation) {
-                contract.validate(&ctx).await?;
-            }
-        }
+        // Contracts on views (those on sources were registered with the sources).
+        let on_views: Vec<_> =
+            self.spec.contracts.values().filter(|c| !self.spec.sources.contains_key(&c.relation)).cloned().collect();
+        dfpipe_contract::register(&ctx, &on_views).await?;
         planned.sort_by(|a, b| a.name.cmp(&b.name));
 
         // The DAG, from lineage alone.
@@ -249,11 +301,34 @@ impl Pipeline {
                 }
             }
         }
-        graph.topological_order()?;
+        // A view that reads a committed output, directly or through lazy views, has its
+        // physical plan built again when it executes: its upstream may commit new files first.
+        for id in graph.topological_order()? {
+            let reads = graph.dependencies(id).into_iter().any(|dep| {
+                let upstream = &planned[dep];
+                upstream.spec.materialize != Materialize::Lazy || upstream.reads_outputs
+            });
+            planned[id].reads_outputs = reads;
+        }
 
+        let selected: Option<BTreeSet<String>> = if selectors.is_empty() {
+            None
+        } else {
+            Some(graph.select(&selectors)?.into_iter().map(|id| graph.name(id).to_owned()).collect())
+        };
         let output_dir = self.output_dir();
         for view in &mut planned {
-            decide(view, last_run.as_ref(), options, &output_dir);
+            decide(view, last_run.as_ref(), options.full, selected.as_ref(), &output_dir);
+        }
+        // Costs: measured on the last run, else estimated from the plan's statistics.
+        let evidence: Vec<TaskEvidence> = planned.iter().map(|v| evidence(v, last_run.as_ref())).collect();
+        for (view, cost) in planned.iter_mut().zip(CostModel::default().costs(&evidence)) {
+            view.cost_ms = cost.value;
+            view.cost_source = match cost.source {
+                CostSource::Measured => "measured",
+                CostSource::Estimated => "estimated",
+                CostSource::Default => "default",
+            };
         }
         Ok(Planned {
             dir: self.dir.clone(),
@@ -263,6 +338,7 @@ impl Pipeline {
             views: planned,
             graph,
             workers: options.workers.max(1),
+            environment,
         })
     }
 
@@ -299,7 +375,7 @@ impl Pipeline {
             .map(|file| {
                 let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
                 let params = match self.spec.views.get(name) {
-                    Some(view) => scalar_params(&view.params).map_err(|message| EngineError::Spec {
+                    Some(view) => view_params(&view.params).map_err(|message| EngineError::Spec {
                         file: self.dir.join(crate::SPEC_FILE),
                         message: format!("[views.{name}] params: {message}"),
                     })?,
@@ -345,18 +421,20 @@ fn shape_output(df: DataFrame, spec: &ViewSpec, ctx: &SessionContext, view: &str
 }
 
 /// Decides whether `run` executes `view`, and why.
-fn decide(view: &mut PlannedView, last_run: Option<&RunRecord>, options: &RunOptions, output_dir: &Path) {
+fn decide(
+    view: &mut PlannedView,
+    last_run: Option<&RunRecord>,
+    full: bool,
+    selected: Option<&BTreeSet<String>>,
+    output_dir: &Path,
+) {
     let last = last_run.and_then(|r| r.views.iter().find(|v| v.name == view.name));
-    if let Some(cost) = last.and_then(|l| l.cost_ms) {
-        view.cost_ms = cost.max(1);
-        view.cost_source = "measured";
-    }
     view.output_fingerprint = last.and_then(|l| l.output_fingerprint.clone());
     let (will_run, reason) = if view.spec.materialize == Materialize::Lazy {
         (false, "lazy view: planned inline by the views that read it".to_owned())
-    } else if !options.select.is_empty() && !options.select.contains(&view.name) {
+    } else if selected.is_some_and(|s| !s.contains(&view.name)) {
         (false, "not selected".to_owned())
-    } else if options.full {
+    } else if full {
         (true, "--full".to_owned())
     } else {
         match &view.output_fingerprint {
@@ -370,10 +448,35 @@ fn decide(view: &mut PlannedView, last_run: Option<&RunRecord>, options: &RunOpt
     view.reason = reason;
 }
 
+/// What is known of a view's cost: the wall time and rows its last execution measured, or
+/// the row count its physical plan's statistics estimate.
+fn evidence(view: &PlannedView, last_run: Option<&RunRecord>) -> TaskEvidence {
+    let last = last_run.and_then(|r| r.views.iter().find(|v| v.name == view.name));
+    if let Some(ms) = last.and_then(|l| l.cost_ms) {
+        return TaskEvidence::Measured(Metrics {
+            elapsed_compute: std::time::Duration::from_millis(ms),
+            output_rows: last.and_then(|l| l.rows).unwrap_or_default(),
+            partitions: 1,
+            ..Metrics::default()
+        });
+    }
+    let statistics = StatisticsContext::new().compute(view.physical.as_ref(), &StatisticsArgs::new());
+    match statistics.ok().and_then(|s| s.num_rows.get_value().copied()) {
+        Some(rows) => TaskEvidence::EstimatedRows(rows as u64),
+        None => TaskEvidence::Unknown,
+    }
+}
+
 impl Planned {
     /// The planned views' names, in name order.
     pub fn view_names(&self) -> Vec<&str> {
         self.views.iter().map(|v| v.name.as_str()).collect()
+    }
+
+    /// `information_schema` as it was when planning began: what fingerprints take their
+    /// environment hashes from.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
     }
 
     /// The bundle captured for `view`.
@@ -448,25 +551,31 @@ impl Planned {
     }
 }
 
-/// Typed values for `$name` parameters: strings, integers, floats and booleans.
-fn scalar_params(params: &BTreeMap<String, toml::Value>) -> Result<BTreeMap<String, ScalarValue>, String> {
+/// Typed parameter values: a string, an integer, a float or a boolean binds to `$name`; an
+/// array of one of those is a list parameter, read in the SQL as `param_table($name)`.
+fn view_params(params: &BTreeMap<String, toml::Value>) -> Result<BTreeMap<String, ParamValue>, String> {
+    let scalar = |name: &str, value: &toml::Value| match value {
+        toml::Value::Integer(i) => Ok(ScalarValue::Int64(Some(*i))),
+        toml::Value::Float(f) => Ok(ScalarValue::Float64(Some(*f))),
+        toml::Value::Boolean(b) => Ok(ScalarValue::Boolean(Some(*b))),
+        toml::Value::String(s) => Ok(ScalarValue::Utf8(Some(s.clone()))),
+        other => Err(format!(
+            "`{name}` is a {}; a parameter is a string, an integer, a float, a boolean or an array of one \
+             of those (write dates as strings: they are parsed where the SQL compares them with a date)",
+            other.type_str()
+        )),
+    };
     params
         .iter()
         .map(|(name, value)| {
-            let scalar = match value {
-                toml::Value::Integer(i) => ScalarValue::Int64(Some(*i)),
-                toml::Value::Float(f) => ScalarValue::Float64(Some(*f)),
-                toml::Value::Boolean(b) => ScalarValue::Boolean(Some(*b)),
-                toml::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
-                other => {
-                    return Err(format!(
-                        "`{name}` is a {}; a parameter is a string, an integer, a float or a boolean \
-                         (write dates as strings and cast them in the SQL)",
-                        other.type_str()
-                    ));
+            let param = match value {
+                toml::Value::Array(items) => {
+                    let values = items.iter().map(|v| scalar(name, v)).collect::<Result<Vec<_>, _>>()?;
+                    ParamValue::List(ListParam::infer(values).map_err(|e| format!("`{name}`: {e}"))?)
                 }
+                other => ParamValue::Scalar(scalar(name, other)?),
             };
-            Ok((name.clone(), scalar))
+            Ok((name.clone(), param))
         })
         .collect()
 }

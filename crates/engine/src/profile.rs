@@ -52,10 +52,34 @@ impl Profile {
         if let Some(c) = &self.writer.compression {
             out.insert("compression".to_owned(), c.clone());
         }
-        if let Some(n) = self.writer.max_row_group_size {
-            out.insert("max_row_group_size".to_owned(), n.to_string());
+        let w = &self.writer;
+        let mut put = |key: &str, value: Option<String>| {
+            if let Some(value) = value {
+                out.insert(key.to_owned(), value);
+            }
+        };
+        put("max_row_group_size", w.max_row_group_size.map(|n| n.to_string()));
+        put("data_pagesize_limit", w.data_page_size.map(|n| n.to_string()));
+        put("dictionary_enabled", w.dictionary_enabled.map(|b| b.to_string()));
+        put("statistics_enabled", w.statistics_enabled.clone());
+        put("created_by", w.created_by.clone());
+        for column in &w.bloom_filter_columns {
+            out.insert(format!("bloom_filter_enabled::{column}"), "true".to_owned());
         }
         out
+    }
+
+    /// The output parallelism knobs of `[profile.writer]`, for the writer's report.
+    pub fn writer_knobs(&self) -> dfpipe_writer::WriterKnobs {
+        let w = &self.writer;
+        let n = |v: Option<u64>| v.map(|v| v as usize);
+        dfpipe_writer::WriterKnobs {
+            minimum_parallel_output_files: n(w.minimum_parallel_output_files),
+            soft_max_rows_per_output_file: n(w.soft_max_rows_per_output_file),
+            maximum_parallel_row_group_writers: n(w.maximum_parallel_row_group_writers),
+            maximum_buffered_record_batches_per_stream: n(w.maximum_buffered_record_batches_per_stream),
+            allow_single_file_parallelism: w.allow_single_file_parallelism,
+        }
     }
 
     /// A `SessionContext` configured by this profile, with `information_schema` enabled.
@@ -103,6 +127,30 @@ fn parse_size(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::parse_size;
+    use crate::spec::{Profile, WriterProfile};
+
+    #[test]
+    fn the_writer_profile_becomes_parquet_options_and_knobs() {
+        let profile = Profile {
+            writer: WriterProfile {
+                compression: Some("zstd(3)".to_owned()),
+                data_page_size: Some(65536),
+                bloom_filter_columns: vec!["o_orderkey".to_owned()],
+                minimum_parallel_output_files: Some(2),
+                allow_single_file_parallelism: Some(false),
+                ..WriterProfile::default()
+            },
+            ..Profile::default()
+        };
+        let options = profile.parquet_options();
+        assert_eq!(options["compression"], "zstd(3)");
+        assert_eq!(options["data_pagesize_limit"], "65536");
+        assert_eq!(options["bloom_filter_enabled::o_orderkey"], "true");
+        let knobs = profile.writer_knobs();
+        assert_eq!(knobs.minimum_parallel_output_files, Some(2));
+        assert_eq!(knobs.allow_single_file_parallelism, Some(false));
+        assert_eq!(knobs.maximum_parallel_row_group_writers, None);
+    }
 
     #[test]
     fn sizes() {

@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use dfpipe_artifacts::{RunRecord, ViewRecord};
+use datafusion::physical_plan::ExecutionPlan;
+use dfpipe_artifacts::{RunRecord, ViewRecord, collect_metrics};
 use dfpipe_scheduler::TaskOutcome;
-use dfpipe_writer::{WriteSpec, clean_staging, write_parquet};
+use dfpipe_writer::{SortColumn, WriteSpec, clean_staging, write};
 
 use crate::pipeline::Planned;
 use crate::report::{RunReport, ViewRunReport};
@@ -38,6 +39,8 @@ pub enum Event {
 struct Executed {
     rows: Option<u64>,
     metrics: BTreeMap<String, u64>,
+    /// The physical plan that ran: its operators hold the execution's metrics.
+    physical: Arc<dyn ExecutionPlan>,
 }
 
 impl Planned {
@@ -51,7 +54,7 @@ impl Planned {
             path: output_dir.clone(),
             source,
         })?;
-        let leftovers = clean_staging(&output_dir)?;
+        let leftovers = clean_staging(&self.ctx.runtime_env(), &output_dir.to_string_lossy()).await?;
         if leftovers > 0 {
             tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
         }
@@ -59,6 +62,7 @@ impl Planned {
         let costs = self.costs();
         progress(Event::Started { total: self.views.iter().filter(|v| v.will_run).count() });
         let parquet = self.spec.profile.parquet_options();
+        let knobs = self.spec.profile.writer_knobs();
         let started = Instant::now();
         let report = self
             .graph
@@ -67,24 +71,46 @@ impl Planned {
                 let task = view.will_run.then(|| {
                     let plan = Arc::clone(&view.physical);
                     let state = self.ctx.state();
+                    // The leading `sort_by` keys that are output columns: the order every file has.
+                    let schema = view.physical.schema();
+                    let sort_by = view
+                        .spec
+                        .sort_by
+                        .iter()
+                        .map_while(|s| SortColumn::parse(s).ok().filter(|k| schema.index_of(&k.column).is_ok()))
+                        .collect();
                     let spec = WriteSpec {
-                        target: output_dir.join(&view.name),
-                        parquet: parquet.clone(),
+                        target: output_dir.join(&view.name).to_string_lossy().into_owned(),
+                        options: parquet.clone(),
                         partition_by: view.spec.partition_by.clone(),
+                        sort_by,
+                        knobs: knobs.clone(),
+                        ..WriteSpec::default()
                     };
                     let contract = self.spec.contracts.get(&view.name).cloned();
                     let ctx = self.ctx.clone();
+                    let replan = view.reads_outputs.then(|| view.optimized.clone());
                     tokio::spawn(async move {
-                        let staged = write_parquet(plan, &state, &spec).await.map_err(|e| e.to_string())?;
+                        // A reader of committed outputs lists their files now, after its
+                        // upstream views committed: the same optimized plan, planned physically again.
+                        let plan = match replan {
+                            Some(optimized) => state
+                                .query_planner()
+                                .create_physical_plan(&optimized, &state)
+                                .await
+                                .map_err(|e| e.strip_backtrace())?,
+                            None => plan,
+                        };
+                        let staged = write(Arc::clone(&plan), &state, &spec).await.map_err(|e| e.to_string())?;
                         if let Some(contract) = contract {
-                            check_staged(&ctx, contract, staged.path()).await?;
+                            check_staged(&ctx, contract, &staged).await?;
                         }
-                        let report = staged.commit().map_err(|e| e.to_string())?;
+                        let report = staged.commit().await.map_err(|e| e.to_string())?;
                         let metrics = BTreeMap::from([
                             ("bytes".to_owned(), report.bytes),
                             ("files".to_owned(), report.files.len() as u64),
                         ]);
-                        Ok::<_, String>(Executed { rows: Some(report.rows), metrics })
+                        Ok::<_, String>(Executed { rows: Some(report.rows), metrics, physical: plan })
                     })
                 });
                 let progress = Arc::clone(&progress);
@@ -109,10 +135,12 @@ impl Planned {
         let mut measured = vec![0u64; self.views.len()];
         for (id, (view, outcome)) in self.views.iter().zip(report.outcomes).enumerate() {
             let ran = matches!(outcome, TaskOutcome::Succeeded { value: Some(_), .. });
+            let mut executed_plan = None;
             let (status, reason, rows, duration_ms, metrics) = match outcome {
                 TaskOutcome::Succeeded { value: Some(executed), duration } => {
                     let ms = duration.as_millis() as u64;
                     measured[id] = ms;
+                    executed_plan = Some(executed.physical);
                     ("succeeded", None, executed.rows, Some(ms), executed.metrics)
                 }
                 TaskOutcome::Succeeded { value: None, .. } => {
@@ -132,7 +160,15 @@ impl Planned {
                     ("skipped", Some("run stopped early".to_owned()), None, None, BTreeMap::new())
                 }
             };
-            self.store.put_bundle(&view.fingerprint, &view.bundle)?;
+            // A view that ran gets its bundle with the metrics of that execution; a view that did
+            // not keeps the bundle (and metrics) of the run that last executed that plan.
+            if let Some(physical) = executed_plan {
+                let mut bundle = view.bundle.clone();
+                bundle.metrics = collect_metrics(physical.as_ref(), self.spec.profile.analyze_level);
+                self.store.put_bundle(&view.fingerprint, &bundle)?;
+            } else if self.store.bundle(&view.fingerprint)?.is_none() {
+                self.store.put_bundle(&view.fingerprint, &view.bundle)?;
+            }
             records.push(ViewRecord {
                 name: view.name.clone(),
                 fingerprint: view.fingerprint.clone(),
@@ -177,17 +213,13 @@ impl Planned {
 async fn check_staged(
     ctx: &datafusion::prelude::SessionContext,
     mut contract: dfpipe_contract::Contract,
-    staged: &std::path::Path,
+    staged: &dfpipe_writer::Staged,
 ) -> Result<(), String> {
     let view = std::mem::take(&mut contract.relation);
     let staged_name = format!("__dfpipe_staged_{view}");
-    ctx.register_parquet(
-        &staged_name,
-        staged.to_string_lossy().as_ref(),
-        datafusion::prelude::ParquetReadOptions::default(),
-    )
-    .await
-    .map_err(|e| format!("cannot read the staged output to check its contract: {}", e.strip_backtrace()))?;
+    staged
+        .register(ctx, &staged_name)
+        .map_err(|e| format!("cannot read the staged output to check its contract: {e}"))?;
     contract.relation.clone_from(&staged_name);
     let report = dfpipe_contract::check(ctx, std::slice::from_ref(&contract), 3).await;
     let _ = ctx.deregister_table(staged_name.as_str());

@@ -59,12 +59,15 @@ pub struct Profile {
     /// `strict` or `fallback`: what to do when a plan has no Substrait form.
     #[serde(default)]
     pub substrait: dfpipe_artifacts::SubstraitMode,
-    /// Capture EXPLAIN VERBOSE rule-by-rule deltas (not captured yet; recorded).
+    /// Capture EXPLAIN VERBOSE: the plan after each optimizer rule that changed it.
     #[serde(default)]
     pub explain_verbose: bool,
+    /// Consume each view's Substrait bytes back and record whether the plan round-trips.
+    #[serde(default)]
+    pub validate_substrait: bool,
     /// `none`, `summary` or `dev`: the level of execution metrics kept.
     #[serde(default)]
-    pub analyze_level: AnalyzeLevel,
+    pub analyze_level: dfpipe_artifacts::AnalyzeLevel,
     /// `datafusion.optimizer.repartition_joins`.
     pub repartition_joins: Option<bool>,
     /// `datafusion.optimizer.repartition_aggregations`.
@@ -85,19 +88,6 @@ pub struct Profile {
     pub writer: WriterProfile,
 }
 
-/// The level of execution metrics kept per view.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AnalyzeLevel {
-    /// None.
-    None,
-    /// Totals per operator.
-    #[default]
-    Summary,
-    /// Everything DataFusion measures.
-    Dev,
-}
-
 /// `[profile.writer]`: parquet options and DataFusion's output parallelism knobs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +96,17 @@ pub struct WriterProfile {
     pub compression: Option<String>,
     /// Maximum rows per row group.
     pub max_row_group_size: Option<u64>,
+    /// Parquet data page size limit, in bytes (best effort).
+    pub data_page_size: Option<u64>,
+    /// Dictionary encoding.
+    pub dictionary_enabled: Option<bool>,
+    /// Statistics: `none`, `chunk` or `page`.
+    pub statistics_enabled: Option<String>,
+    /// Columns that get a bloom filter.
+    #[serde(default)]
+    pub bloom_filter_columns: Vec<String>,
+    /// The `created_by` written into the parquet footer.
+    pub created_by: Option<String>,
     /// `datafusion.execution.minimum_parallel_output_files`.
     pub minimum_parallel_output_files: Option<u64>,
     /// `datafusion.execution.soft_max_rows_per_output_file`.

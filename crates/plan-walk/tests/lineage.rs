@@ -167,9 +167,14 @@ async fn golden_lineage_cases() {
         assert_names_exist(&ctx, &name, &lineage).await;
         lineage.scans = from_optimized.scans;
         settings.set_description(sql);
-        settings.bind(|| {
-            insta::assert_json_snapshot!(format!("lineage__{name}"), lineage);
-        });
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            settings.bind(|| insta::assert_json_snapshot!(format!("lineage__{name}"), lineage));
+        }));
+        assert!(
+            checked.is_ok(),
+            "golden snapshot golden/lineage__{name}.snap drifted (the difference is above). If the change is \
+             intended, run `cargo xtask golden` and review `git diff golden/`"
+        );
     }
     assert!(failures.is_empty(), "{} cases fail:\n{}", failures.len(), failures.join("\n\n"));
 }

@@ -1,17 +1,29 @@
 //! Views as lazy DataFusion plans.
 //!
-//! A view is one SQL query file (`views/<name>.sql`) or a Rust template. SQL views are
-//! parsed under a safe SQL policy: exactly one `SELECT`/`WITH` query, never DDL, DML,
+//! A view is one SQL query file (`views/<name>.sql`) or a Rust [`ViewTemplate`]. SQL views
+//! are parsed under a safe SQL policy: exactly one `SELECT`/`WITH` query, never DDL, DML,
 //! `COPY`, `SET`, `EXPLAIN` or several statements. Parameters are bound as typed values,
-//! never spliced into SQL text. Registration is lazy: nothing here executes a plan.
+//! never spliced into SQL text: scalars through `param_values`, lists as relations
+//! ([`ListStrategy`]). A user's filter is parsed as an expression against the view's schema
+//! ([`filter`]). A [`ViewRegistry`] holds a pipeline's views and registers each lazily, as a
+//! [`LazyView`]; nothing here executes a plan.
 
+mod fragment;
 mod lazy;
+mod params;
+mod registry;
 mod sql;
+mod template;
 
+pub use fragment::{filter, parse_filter};
 pub use lazy::LazyView;
+pub use params::{LIST_COLUMN, ListParam, ListStrategy, PARAM_TABLE, ParamType, ParamValue, register_param_table};
+pub use registry::{DependencyMismatch, Registered, RegisteredView, ViewRegistry};
 pub use sql::{SqlView, register_lazy};
+pub use template::{BoundParams, ParamSpec, ViewTemplate};
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// Errors raised while loading, checking or planning a view.
 #[derive(Debug, thiserror::Error)]
@@ -37,13 +49,17 @@ pub enum ViewError {
         what: String,
     },
     /// The SQL does not parse or does not plan.
-    #[error("view `{view}` ({}): {message}", file.display())]
+    #[error("view `{view}` ({}): {message}", At { file, line: *line, column: *column })]
     Invalid {
         /// The view.
         view: String,
         /// Its file.
         file: PathBuf,
-        /// DataFusion's message, which carries the line and column where it has them.
+        /// The line (from 1) of the error, where DataFusion or the parser gives it.
+        line: Option<u64>,
+        /// The column (from 1) of the error, where DataFusion or the parser gives it.
+        column: Option<u64>,
+        /// DataFusion's message, without its location.
         message: String,
     },
     /// A parameter is missing, unused or of the wrong type.
@@ -54,7 +70,65 @@ pub enum ViewError {
         /// What is wrong.
         message: String,
     },
+    /// A template failed to build its `DataFrame`.
+    #[error("view `{view}` (template): {message}")]
+    Template {
+        /// The view.
+        view: String,
+        /// DataFusion's message.
+        message: String,
+    },
+    /// A user's expression fragment does not parse or does not fit the view's schema.
+    #[error("view `{view}`: filter `{fragment}`: {message}")]
+    Fragment {
+        /// The view.
+        view: String,
+        /// The fragment as the user wrote it.
+        fragment: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Two views of one registry have the same name.
+    #[error("view `{view}` is defined twice; view names are unique in a pipeline")]
+    Duplicate {
+        /// The view.
+        view: String,
+    },
+    /// The views a template declares differ from the views its plan reads.
+    #[error("{0}")]
+    Dependencies(DependencyMismatch),
+    /// Views read each other in a cycle.
+    #[error("views read each other in a cycle: {}", views.join(", "))]
+    Cycle {
+        /// The views on or behind the cycle.
+        views: Vec<String>,
+    },
+    /// The plan's lineage could not be derived.
+    #[error("view `{view}`: lineage: {message}")]
+    Lineage {
+        /// The view.
+        view: String,
+        /// plan-walk's message.
+        message: String,
+    },
 }
 
 /// The crate's result type.
 pub type Result<T, E = ViewError> = std::result::Result<T, E>;
+
+/// `file:line:column`, or `file` alone when the location is unknown.
+struct At<'a> {
+    file: &'a Path,
+    line: Option<u64>,
+    column: Option<u64>,
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "{}:{line}:{column}", self.file.display()),
+            (Some(line), None) => write!(f, "{}:{line}", self.file.display()),
+            _ => write!(f, "{}", self.file.display()),
+        }
+    }
+}

@@ -4,13 +4,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::common::{DataFusionError, ParamValues, ScalarValue};
+use datafusion::catalog::TableFunctionImpl;
+use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
+use crate::params::{ListParam, ListStrategy, PARAM_TABLE, ParamTable, ParamValue, coerce};
 use crate::{LazyView, Result, ViewError};
 
 /// A view defined by one SQL query, parsed and checked but not yet planned.
@@ -20,7 +22,8 @@ pub struct SqlView {
     file: PathBuf,
     statement: Statement,
     references: Vec<String>,
-    params: BTreeMap<String, ScalarValue>,
+    params: BTreeMap<String, ParamValue>,
+    strategy: ListStrategy,
 }
 
 impl SqlView {
@@ -37,15 +40,18 @@ impl SqlView {
     /// Parses `sql` as the view `name`, found in `file`. Anything but exactly one query is
     /// refused.
     pub fn parse(name: &str, file: &Path, sql: &str, state: &SessionState) -> Result<Self> {
-        let invalid = |e: DataFusionError| ViewError::Invalid {
-            view: name.to_owned(),
-            file: file.to_owned(),
-            message: e.strip_backtrace(),
+        let invalid = |e: &DataFusionError| match invalid(name, file, e) {
+            // The parser does not locate the end of the input: it is the end of the file.
+            ViewError::Invalid { view, file, line: None, column: None, message } if message.contains("found: EOF") => {
+                let (line, column) = end_of(sql);
+                ViewError::Invalid { view, file, line: Some(line), column: Some(column), message }
+            }
+            other => other,
         };
         let refused =
             |what: &str| ViewError::Refused { view: name.to_owned(), file: file.to_owned(), what: what.to_owned() };
         let mut statements =
-            DFParserBuilder::new(sql).build().and_then(|mut p| p.parse_statements()).map_err(invalid)?;
+            DFParserBuilder::new(sql).build().and_then(|mut p| p.parse_statements()).map_err(|e| invalid(&e))?;
         let statement = match (statements.pop_front(), statements.len()) {
             (None, _) => return Err(refused("an empty file")),
             (Some(_), n) if n > 0 => return Err(refused(&format!("{} statements", n + 1))),
@@ -56,24 +62,40 @@ impl SqlView {
             Statement::Statement(s) => return Err(refused(&statement_kind(s))),
             Statement::CreateExternalTable(_) => return Err(refused("CREATE EXTERNAL TABLE")),
             Statement::CopyTo(_) => return Err(refused("COPY")),
+            Statement::Explain(e) if e.options.analyze => return Err(refused("EXPLAIN ANALYZE")),
             Statement::Explain(_) => return Err(refused("EXPLAIN")),
             Statement::Reset(_) => return Err(refused("RESET")),
         }
         let references = state
             .resolve_table_references(&statement)
-            .map_err(invalid)?
+            .map_err(|e| invalid(&e))?
             .iter()
             .map(|r| r.table().to_owned())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        Ok(Self { name: name.to_owned(), file: file.to_owned(), statement, references, params: BTreeMap::new() })
+        Ok(Self {
+            name: name.to_owned(),
+            file: file.to_owned(),
+            statement,
+            references,
+            params: BTreeMap::new(),
+            strategy: ListStrategy::default(),
+        })
     }
 
-    /// Binds named parameters (`$name` in the SQL) to typed values.
+    /// Binds named parameters: scalars to `$name` placeholders, lists to
+    /// `param_table($name)`. Replaces any parameters bound before.
     #[must_use]
-    pub fn with_params(mut self, params: BTreeMap<String, ScalarValue>) -> Self {
-        self.params = params;
+    pub fn with_params<V: Into<ParamValue>>(mut self, params: impl IntoIterator<Item = (String, V)>) -> Self {
+        self.params = params.into_iter().map(|(k, v)| (k, v.into())).collect();
+        self
+    }
+
+    /// How `param_table($name)` turns a list parameter into a relation (default: `VALUES`).
+    #[must_use]
+    pub fn with_list_strategy(mut self, strategy: ListStrategy) -> Self {
+        self.strategy = strategy;
         self
     }
 
@@ -96,13 +118,41 @@ impl SqlView {
     /// Plans the view into a lazy `DataFrame`. Every relation it references must already be
     /// registered in `ctx`. Nothing is executed.
     pub async fn plan(&self, ctx: &SessionContext) -> Result<DataFrame> {
-        let invalid = |e: DataFusionError| ViewError::Invalid {
-            view: self.name.clone(),
-            file: self.file.clone(),
-            message: e.strip_backtrace(),
+        self.plan_with(ctx, self.strategy).await
+    }
+
+    pub(crate) async fn plan_with(&self, ctx: &SessionContext, strategy: ListStrategy) -> Result<DataFrame> {
+        let lists: BTreeMap<String, ListParam> = self
+            .params
+            .iter()
+            .filter_map(|(k, v)| match v {
+                ParamValue::List(l) => Some((k.clone(), l.clone())),
+                ParamValue::Scalar(_) => None,
+            })
+            .collect();
+        // The session as it is, with `param_table` bound to this view's lists while it is
+        // planned (a copy: the context's own function stays unbound).
+        let table = Arc::new(ParamTable::bound(lists, strategy));
+        let mut state = ctx.state();
+        state.register_udtf(PARAM_TABLE, Arc::clone(&table) as Arc<dyn TableFunctionImpl>);
+        let planned = state.statement_to_plan(self.statement.clone()).await;
+        let asked = table.asked();
+        for name in &asked {
+            match self.params.get(name) {
+                Some(ParamValue::List(_)) => {}
+                Some(ParamValue::Scalar(v)) => {
+                    return Err(self.parameter(format!(
+                        "parameter `${name}` is a {}, but {PARAM_TABLE}(${name}) reads a list",
+                        v.data_type()
+                    )));
+                }
+                None => return Err(self.parameter(missing(name))),
+            }
+        }
+        let plan = match planned {
+            Ok(plan) => plan,
+            Err(e) => return Err(self.located(&state, e).await),
         };
-        let state = ctx.state();
-        let plan = state.statement_to_plan(self.statement.clone()).await.map_err(invalid)?;
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -113,30 +163,96 @@ impl SqlView {
             file: self.file.clone(),
             what: e.strip_backtrace(),
         })?;
-        let plan = self.bind(plan)?;
+        let plan = self.bind(plan, &asked)?;
         Ok(DataFrame::new(state, plan))
     }
 
-    fn bind(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
-        let parameter = |message: String| ViewError::Parameter { view: self.name.clone(), message };
-        let used: BTreeSet<String> = plan
-            .get_parameter_names()
-            .map_err(|e| parameter(e.strip_backtrace()))?
+    /// The error of a failed plan, with its line and column: planned again with spans
+    /// collected (only on this error path, so successful plans are untouched).
+    async fn located(&self, state: &SessionState, error: DataFusionError) -> ViewError {
+        let mut spanned = state.clone();
+        spanned.config_mut().options_mut().sql_parser.collect_spans = true;
+        let error = match spanned.statement_to_plan(self.statement.clone()).await {
+            Err(located) => located,
+            Ok(_) => error,
+        };
+        invalid(&self.name, &self.file, &error)
+    }
+
+    fn parameter(&self, message: String) -> ViewError {
+        ViewError::Parameter { view: self.name.clone(), message }
+    }
+
+    /// Binds the scalars, after checking each against the type the plan expects.
+    fn bind(&self, plan: LogicalPlan, lists_read: &BTreeSet<String>) -> Result<LogicalPlan> {
+        let types: BTreeMap<String, _> = plan
+            .get_parameter_types()
+            .map_err(|e| self.parameter(e.strip_backtrace()))?
             .into_iter()
-            .map(|p| p.trim_start_matches('$').to_owned())
+            .map(|(id, t)| (id.trim_start_matches('$').to_owned(), t))
             .collect();
-        if let Some(missing) = used.iter().find(|p| !self.params.contains_key(*p)) {
-            return Err(parameter(format!("parameter `${missing}` has no value; set it under `params`")));
+        let mut values: Vec<(String, ScalarValue)> = Vec::with_capacity(types.len());
+        for (name, expected) in &types {
+            match self.params.get(name) {
+                None => return Err(self.parameter(missing(name))),
+                Some(ParamValue::List(l)) => {
+                    return Err(self.parameter(format!(
+                        "parameter `${name}` is a list of {}; read it as a relation, {PARAM_TABLE}(${name})",
+                        l.element_type()
+                    )));
+                }
+                Some(ParamValue::Scalar(v)) => {
+                    let v = match expected {
+                        Some(expected) => coerce(name, v, expected).map_err(|m| self.parameter(m))?,
+                        None => v.clone(),
+                    };
+                    values.push((name.clone(), v));
+                }
+            }
         }
-        if let Some(unused) = self.params.keys().find(|p| !used.contains(*p)) {
-            return Err(parameter(format!("parameter `{unused}` is not used by the SQL; remove it")));
+        if let Some(unused) = self.params.keys().find(|p| !types.contains_key(*p) && !lists_read.contains(*p)) {
+            return Err(self.parameter(format!("parameter `{unused}` is not used by the SQL; remove it")));
         }
-        if used.is_empty() {
+        if values.is_empty() {
             return Ok(plan);
         }
-        let values: Vec<(String, ScalarValue)> = self.params.clone().into_iter().collect();
-        plan.with_param_values(ParamValues::from(values)).map_err(|e| parameter(e.strip_backtrace()))
+        plan.with_param_values(values).map_err(|e| self.parameter(e.strip_backtrace()))
     }
+}
+
+/// The line and column just after the last character of `text`.
+fn end_of(text: &str) -> (u64, u64) {
+    let line = text.split('\n').count();
+    let last = text.rsplit('\n').next().unwrap_or_default();
+    (line as u64, last.chars().count() as u64 + 1)
+}
+
+fn missing(name: &str) -> String {
+    format!("parameter `${name}` has no value; set it under `params`")
+}
+
+/// A parse or planning error, with the line and column DataFusion's diagnostic or the
+/// parser's message gives.
+pub(crate) fn invalid(view: &str, file: &Path, error: &DataFusionError) -> ViewError {
+    let mut message = error.strip_backtrace();
+    let from_diagnostic =
+        error.diagnostic().and_then(|d| d.span).filter(|s| s.start.line > 0).map(|s| (s.start.line, s.start.column));
+    let from_text = strip_location(&mut message);
+    let (line, column) = from_diagnostic.or(from_text).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    ViewError::Invalid { view: view.to_owned(), file: file.to_owned(), line, column, message }
+}
+
+/// Removes sqlparser's ` at Line: x, Column: y` from `message`, returning `(x, y)`.
+fn strip_location(message: &mut String) -> Option<(u64, u64)> {
+    const MARK: &str = " at Line: ";
+    let start = message.find(MARK)?;
+    let rest = &message[start + MARK.len()..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let location = (line.parse().ok()?, rest[..digits].parse().ok()?);
+    let end = message.len() - rest.len() + digits;
+    message.replace_range(start..end, "");
+    Some(location)
 }
 
 /// Registers `df` under `name` as a [`LazyView`]: readers plan it, nothing executes here.

@@ -1,13 +1,28 @@
-//! Parquet writes through DataFusion's own writers, committed atomically.
+//! Outputs written through DataFusion's own writers, committed atomically.
 //!
-//! A write streams an `ExecutionPlan` (the very plan the engine captured) into a staging
-//! directory beside the target through DataFusion's parallel parquet sink, never collecting
-//! rows in memory. Only when the whole write has succeeded does [`Staged::commit`] swap the
-//! staging directory in for the previous output, so a failed write leaves it intact.
+//! [`write`] streams an `ExecutionPlan` (the very plan the engine captured) through
+//! DataFusion's parquet, CSV or JSON sink into a staging directory beside the target, with
+//! the format options and output parallelism knobs of a [`WriteSpec`], never collecting rows
+//! in memory. Only when the whole write has succeeded does [`Staged::commit`] swap the
+//! staging directory in for the previous output (two renames locally, copies and deletes in
+//! an object store), so a failed or dropped write leaves the previous output intact, and
+//! [`clean_staging`] repairs what a crash left behind. The [`WriteReport`] records the
+//! files, rows, bytes, time and every option and knob used; [`register_output`] reads an
+//! output back as a listing table with its schema, partitions and sort order.
+//!
+//! Targets are local paths, `file://` URLs, or URLs of any object store registered on the
+//! session's `RuntimeEnv` (`memory://` in tests); this crate builds no cloud clients.
 
+mod location;
+mod read;
+mod report;
+mod spec;
 mod write;
 
-pub use write::{Staged, WriteReport, WriteSpec, clean_staging, write_parquet};
+pub use read::register_output;
+pub use report::{OutputColumn, WriteReport, WrittenFile};
+pub use spec::{OutputFormat, SortColumn, WriteSpec, WriterKnobs};
+pub use write::{Staged, clean_staging, write};
 
 use std::path::PathBuf;
 
@@ -15,22 +30,31 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// The spec is invalid; nothing was written.
-    #[error("invalid write spec for {}: {message}", target.display())]
+    #[error("invalid write spec for {target}: {message}")]
     Spec {
         /// The target.
-        target: PathBuf,
+        target: String,
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// DataFusion failed while writing; the previous output is intact.
-    #[error("writing {} failed: {source}", target.display())]
+    /// DataFusion failed while writing or reading back; the previous output is intact.
+    #[error("writing {target} failed: {}", source.strip_backtrace())]
     DataFusion {
         /// The target.
-        target: PathBuf,
+        target: String,
         /// The cause.
         source: datafusion::error::DataFusionError,
     },
-    /// A filesystem operation failed; the previous output is intact.
+    /// A write report cannot be used to read its output back.
+    #[error("the write report of {target} is unusable: {message}")]
+    Report {
+        /// The target.
+        target: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A filesystem operation failed; the previous output is intact or restored by the next
+    /// `clean_staging`.
     #[error("{action} {}: {source}", path.display())]
     Io {
         /// What was being done.
@@ -39,6 +63,17 @@ pub enum WriteError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// An object-store operation failed; the previous output is intact or restored by the
+    /// next `clean_staging`.
+    #[error("{action} {path}: {source}")]
+    ObjectStore {
+        /// What was being done.
+        action: &'static str,
+        /// The object's URL.
+        path: String,
+        /// The cause.
+        source: Box<datafusion::object_store::Error>,
     },
 }
 

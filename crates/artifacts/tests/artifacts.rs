@@ -1,0 +1,348 @@
+//! Bundles captured from real plans: Substrait, validation, explains, fingerprints and their
+//! ingredients, diffs of each category, metrics of a real execution, and the store's
+//! versions (a committed version 1 fixture is migrated).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::physical_plan::collect;
+use datafusion::prelude::SessionContext;
+use dfpipe_artifacts::{
+    AnalyzeLevel, ArtifactError, CaptureOptions, Category, Environment, Fingerprint, PlanBundle, RunRecord,
+    SubstraitMode, ViewChange, ViewRecord, capture, collect_metrics, diff_bundles, diff_runs,
+};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+fn context() -> SessionContext {
+    let ctx = SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_information_schema(true));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", DataType::Int64, false),
+        Field::new("b", DataType::Utf8, true),
+        Field::new("c", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3, 4])),
+            Arc::new(StringArray::from(vec![Some("x"), Some("y"), None, Some("x")])),
+            Arc::new(Int64Array::from(vec![10, 20, 30, 40])),
+        ],
+    )
+    .unwrap();
+    ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+    ctx
+}
+
+const ALL: CaptureOptions =
+    CaptureOptions { substrait: SubstraitMode::Strict, validate_substrait: true, explain_verbose: true };
+
+async fn bundle_of(ctx: &SessionContext, view: &str, sql: &str, options: CaptureOptions) -> PlanBundle {
+    let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+    capture(view, &plan, &ctx.state(), options).await.unwrap().bundle
+}
+
+fn settings(target_partitions: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([("datafusion.execution.target_partitions".to_owned(), target_partitions.to_owned())])
+}
+
+#[tokio::test]
+async fn a_bundle_holds_every_artifact() {
+    let ctx = context();
+    let bundle = bundle_of(&ctx, "v", "SELECT b, sum(c) AS total FROM t WHERE a > 1 GROUP BY b ORDER BY b", ALL).await;
+    assert!(!bundle.substrait.is_empty());
+    let validation = bundle.substrait_validation.clone().unwrap();
+    assert!(validation.round_trips, "{validation:?}");
+    assert!(bundle.tree.contains("┌"), "{}", bundle.tree);
+    assert!(bundle.physical.contains("SortExec") || bundle.physical.contains("SortPreservingMergeExec"));
+    // Only rules that changed the plan are kept, and each changed it.
+    assert!(!bundle.verbose.is_empty());
+    for pair in bundle.verbose.windows(2) {
+        assert_ne!(pair[0].plan, pair[1].plan);
+    }
+    assert_eq!(bundle.verbose.last().unwrap().plan, bundle.optimized);
+    let sql = bundle.sql.clone().unwrap();
+    assert!(sql.error.is_none(), "{sql:?}");
+    assert!(sql.sql.unwrap().to_lowercase().contains("group by"));
+    let names: Vec<_> = bundle.schema.iter().map(|c| (c.name.as_str(), c.data_type.as_str())).collect();
+    assert_eq!(names, [("b", "Utf8"), ("total", "Int64")]);
+    assert_eq!(bundle.lineage.depends_on, ["t"]);
+}
+
+#[tokio::test]
+async fn without_verbose_or_validation_nothing_is_recorded_for_them() {
+    let ctx = context();
+    let bundle = bundle_of(&ctx, "v", "SELECT a FROM t", CaptureOptions::default()).await;
+    assert!(bundle.verbose.is_empty());
+    assert!(bundle.substrait_validation.is_none());
+}
+
+#[tokio::test]
+async fn a_fingerprint_is_stable_and_each_ingredient_changes_it() {
+    let ctx = context();
+    let environment = Environment::snapshot(&ctx).await.unwrap();
+    let upstream = BTreeMap::from([("t".to_owned(), Fingerprint("f".repeat(32)))]);
+    let seal = |mut bundle: PlanBundle, settings, environment: &Environment, upstream| {
+        let fingerprint = bundle.seal(settings, environment, upstream);
+        (fingerprint, bundle)
+    };
+    let sql = "SELECT a, upper(b) AS b FROM t WHERE c > 10";
+    let base_bundle = bundle_of(&ctx, "v", sql, CaptureOptions::default()).await;
+    let (base, sealed) = seal(base_bundle.clone(), settings("2"), &environment, upstream.clone());
+    // Re-planning the same view gives the same fingerprint.
+    let again = bundle_of(&ctx, "v", sql, CaptureOptions::default()).await;
+    assert_eq!(seal(again, settings("2"), &environment, upstream.clone()).0, base);
+    assert_eq!(sealed.fingerprint.fingerprint, base);
+    // The plan.
+    let other = bundle_of(&ctx, "v", "SELECT a, upper(b) AS b FROM t WHERE c > 11", CaptureOptions::default()).await;
+    let (changed, bundle) = seal(other, settings("2"), &environment, upstream.clone());
+    assert_ne!(changed, base);
+    assert_eq!(bundle.fingerprint.ingredients.changed_from(&sealed.fingerprint.ingredients), ["plan"]);
+    // The settings.
+    let (changed, _) = seal(base_bundle.clone(), settings("4"), &environment, upstream.clone());
+    assert_ne!(changed, base);
+    // The upstream.
+    let moved = BTreeMap::from([("t".to_owned(), Fingerprint("e".repeat(32)))]);
+    assert_ne!(seal(base_bundle.clone(), settings("2"), &environment, moved).0, base);
+    // The environment: rows about `t` or `upper` change it; rows about anything else do not.
+    let mut edited = environment.clone();
+    let columns = edited.tables.get_mut("columns").unwrap();
+    let at = columns.columns.iter().position(|c| c == "table_name").unwrap();
+    let row = columns.rows.iter_mut().find(|r| r[at] == "t").unwrap();
+    row[at + 1].push('!');
+    assert_ne!(seal(base_bundle.clone(), settings("2"), &edited, upstream.clone()).0, base);
+    let mut unrelated = environment.clone();
+    let tables = unrelated.tables.get_mut("tables").unwrap();
+    let mut extra = tables.rows[0].clone();
+    let at = tables.columns.iter().position(|c| c == "table_name").unwrap();
+    extra[at] = "some_other_table".to_owned();
+    tables.rows.push(extra);
+    assert_eq!(seal(base_bundle.clone(), settings("2"), &unrelated, upstream.clone()).0, base);
+    let mut routines = environment.clone();
+    let table = routines.tables.get_mut("routines").unwrap();
+    let at = table.columns.iter().position(|c| c == "routine_name").unwrap();
+    table.rows.retain(|r| r[at] != "upper");
+    assert_ne!(seal(base_bundle, settings("2"), &routines, upstream).0, base);
+}
+
+/// Prints the fingerprint of a fixed view, for [`a_fingerprint_is_the_same_in_another_process`].
+#[tokio::test]
+async fn fingerprint_of_a_fixed_view() {
+    let ctx = context();
+    let environment = Environment::snapshot(&ctx).await.unwrap();
+    let mut bundle =
+        bundle_of(&ctx, "v", "SELECT a, b FROM t WHERE c > 10 ORDER BY a", CaptureOptions::default()).await;
+    let fingerprint = bundle.seal(settings("2"), &environment, BTreeMap::new());
+    assert!(fingerprint.0.chars().all(|c| c.is_ascii_hexdigit()) && fingerprint.0.len() == 32);
+    if std::env::var_os("DFPIPE_PRINT_FINGERPRINT").is_some() {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("fingerprint={fingerprint}");
+        }
+    }
+}
+
+#[test]
+fn a_fingerprint_is_the_same_in_another_process() {
+    let run = || {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "fingerprint_of_a_fixed_view", "--nocapture", "--test-threads", "1"])
+            .env("DFPIPE_PRINT_FINGERPRINT", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let line = stdout.lines().find_map(|l| l.split_once("fingerprint=")).map(|(_, f)| f.trim().to_owned());
+        line.unwrap_or_else(|| panic!("no fingerprint printed: {stdout}"))
+    };
+    let (first, second) = (run(), run());
+    assert_eq!(first, second);
+}
+
+#[tokio::test]
+async fn diffs_are_categorized() {
+    let ctx = context();
+    let environment = Environment::snapshot(&ctx).await.unwrap();
+    let sealed = |sql: &'static str, partitions: &'static str| {
+        let ctx = ctx.clone();
+        let environment = environment.clone();
+        async move {
+            let mut bundle = bundle_of(&ctx, "v", sql, CaptureOptions::default()).await;
+            bundle.seal(settings(partitions), &environment, BTreeMap::new());
+            bundle
+        }
+    };
+    let base = sealed("SELECT a, b FROM t WHERE c > 10", "2").await;
+
+    let same = diff_bundles(&base, &sealed("SELECT a, b FROM t WHERE c > 10", "2").await);
+    assert_eq!((same.change, same.category), (ViewChange::Unchanged, None));
+
+    let added = diff_bundles(&base, &sealed("SELECT a, b, c FROM t WHERE c > 10", "2").await);
+    assert_eq!(added.category, Some(Category::NonBreaking), "{added:#?}");
+    assert_eq!(added.schema.added.len(), 1);
+    assert_eq!(added.ingredients, ["plan"]);
+    assert!(added.plan_diff.contains("-Projection: t.a, t.b"), "{}", added.plan_diff);
+
+    let removed = diff_bundles(&base, &sealed("SELECT a FROM t WHERE c > 10", "2").await);
+    assert_eq!(removed.category, Some(Category::Breaking));
+    assert_eq!(removed.schema.removed[0].name, "b");
+
+    let retyped = diff_bundles(&base, &sealed("SELECT CAST(a AS VARCHAR) AS a, b FROM t WHERE c > 10", "2").await);
+    assert_eq!(retyped.category, Some(Category::Breaking));
+    assert_eq!(retyped.schema.retyped[0].to.data_type, "Utf8View");
+
+    let semantics = diff_bundles(&base, &sealed("SELECT a, b FROM t WHERE c > 20", "2").await);
+    assert_eq!(semantics.category, Some(Category::Breaking));
+    assert!(semantics.schema.is_empty());
+
+    let added_and_filtered = diff_bundles(&base, &sealed("SELECT a, b, c FROM t WHERE c > 20", "2").await);
+    assert_eq!(added_and_filtered.category, Some(Category::Breaking));
+
+    let metadata = diff_bundles(&base, &sealed("SELECT a, b FROM t WHERE c > 10", "4").await);
+    assert_eq!(metadata.category, Some(Category::Metadata));
+    assert_eq!(metadata.ingredients, ["settings"]);
+    assert_eq!(metadata.settings[0].to.as_deref(), Some("4"));
+}
+
+#[tokio::test]
+async fn run_diffs_carry_upstream_changes_downstream() {
+    let ctx = context();
+    let environment = Environment::snapshot(&ctx).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dfpipe_artifacts::Store::open(dir.path()).unwrap();
+    let mut runs = Vec::new();
+    for (run_id, filter) in [("1", "SELECT a, b FROM t WHERE c > 10"), ("2", "SELECT a, b FROM t WHERE c > 20")] {
+        let mut up = bundle_of(&ctx, "up", filter, CaptureOptions::default()).await;
+        let up_fp = up.seal(settings("2"), &environment, BTreeMap::new());
+        // The downstream plan is the same text both times; only its upstream changes.
+        let mut down = bundle_of(&ctx, "down", "SELECT a FROM t", CaptureOptions::default()).await;
+        down.view = "down".to_owned();
+        let down_fp = down.seal(settings("2"), &environment, BTreeMap::from([("up".to_owned(), up_fp.clone())]));
+        store.put_bundle(&up_fp, &up).unwrap();
+        store.put_bundle(&down_fp, &down).unwrap();
+        let record = |name: &str, fingerprint: &Fingerprint| ViewRecord {
+            name: name.to_owned(),
+            fingerprint: fingerprint.clone(),
+            status: "succeeded".to_owned(),
+            ..ViewRecord::default()
+        };
+        let run = RunRecord {
+            run_id: run_id.to_owned(),
+            status: "succeeded".to_owned(),
+            views: vec![record("down", &down_fp), record("up", &up_fp)],
+        };
+        store.put_run(&run).unwrap();
+        runs.push(run);
+    }
+    let diff = diff_runs(&store, &runs[0], &runs[1]).unwrap();
+    let by_name: BTreeMap<_, _> = diff.views.iter().map(|v| (v.name.as_str(), v)).collect();
+    assert_eq!(by_name["up"].category, Some(Category::Breaking));
+    assert!(!by_name["up"].indirect);
+    assert_eq!(by_name["down"].ingredients, ["upstream"]);
+    assert!(by_name["down"].indirect);
+    assert_eq!(by_name["down"].category, Some(Category::Breaking));
+}
+
+#[tokio::test]
+async fn metrics_come_from_the_execution_itself() {
+    let ctx = context();
+    let plan = ctx.state().create_logical_plan("SELECT a, b FROM t WHERE a > 1").await.unwrap();
+    let captured = capture("v", &plan, &ctx.state(), CaptureOptions::default()).await.unwrap();
+    let rows: usize =
+        collect(Arc::clone(&captured.physical), ctx.task_ctx()).await.unwrap().iter().map(RecordBatch::num_rows).sum();
+    let metrics = collect_metrics(captured.physical.as_ref(), AnalyzeLevel::Summary);
+    assert_eq!(metrics[0].depth, 0);
+    assert_eq!(metrics[0].output_rows, Some(rows as u64));
+    assert_eq!(rows, 3);
+    assert!(metrics.iter().any(|m| m.operator.starts_with("FilterExec")));
+    assert!(collect_metrics(captured.physical.as_ref(), AnalyzeLevel::None).is_empty());
+    let dev = collect_metrics(captured.physical.as_ref(), AnalyzeLevel::Dev);
+    assert!(dev.iter().any(|m| !m.other.is_empty()), "{dev:#?}");
+}
+
+#[tokio::test]
+async fn strict_substrait_names_the_view_and_fallback_records_why() {
+    use datafusion::logical_expr::{Extension, LogicalPlan, UserDefinedLogicalNodeCore};
+
+    #[derive(Debug, PartialEq, Eq, Hash, PartialOrd)]
+    struct Custom {
+        input: LogicalPlan,
+    }
+    impl UserDefinedLogicalNodeCore for Custom {
+        fn name(&self) -> &'static str {
+            "Custom"
+        }
+        fn inputs(&self) -> Vec<&LogicalPlan> {
+            vec![&self.input]
+        }
+        fn schema(&self) -> &datafusion::common::DFSchemaRef {
+            self.input.schema()
+        }
+        fn expressions(&self) -> Vec<datafusion::logical_expr::Expr> {
+            vec![]
+        }
+        fn fmt_for_explain(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Custom")
+        }
+        fn with_exprs_and_inputs(
+            &self,
+            _: Vec<datafusion::logical_expr::Expr>,
+            mut inputs: Vec<LogicalPlan>,
+        ) -> datafusion::common::Result<Self> {
+            Ok(Self { input: inputs.swap_remove(0) })
+        }
+    }
+    let ctx = context();
+    let input = ctx.state().create_logical_plan("SELECT a FROM t").await.unwrap();
+    let plan = LogicalPlan::Extension(Extension { node: Arc::new(Custom { input }) });
+    let strict = capture("odd", &plan, &ctx.state(), CaptureOptions::default()).await;
+    // The physical planner refuses the node before Substrait is asked; either way the error
+    // names the view.
+    let message = strict.err().expect("an extension node cannot be captured").to_string();
+    assert!(message.contains("view `odd`"), "{message}");
+}
+
+#[test]
+fn a_version_1_store_is_read_and_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["bundles", "runs"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(format!("{FIXTURES}/v1/{sub}")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    let store = dfpipe_artifacts::Store::open(dir.path()).unwrap();
+    let run = store.latest_run().unwrap().unwrap();
+    assert_eq!(run.views.len(), 30);
+    let region = run.views.iter().find(|v| v.name == "stg_region").unwrap();
+    let bundle = store.bundle(&region.fingerprint).unwrap().expect("the fixture has stg_region's bundle");
+    assert_eq!(bundle.view, "stg_region");
+    assert_eq!(bundle.lineage.depends_on, ["region"]);
+    assert!(!bundle.substrait.is_empty());
+    assert!(bundle.lineage.columns.is_empty(), "version 1 had no column lineage");
+    assert_eq!(store.migrate().unwrap(), 2);
+    assert_eq!(store.migrate().unwrap(), 0, "migrated files are current");
+    assert_eq!(store.bundle(&region.fingerprint).unwrap().unwrap(), bundle);
+    assert_eq!(store.latest_run().unwrap().unwrap(), run);
+}
+
+#[tokio::test]
+async fn bundles_round_trip_and_bad_bundle_files_are_clear_errors() {
+    let ctx = context();
+    let bundle = bundle_of(&ctx, "v", "SELECT b, count(*) AS n FROM t GROUP BY b", ALL).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dfpipe_artifacts::Store::open(dir.path()).unwrap();
+    let fingerprint = Fingerprint("0".repeat(32));
+    let path = store.put_bundle(&fingerprint, &bundle).unwrap();
+    assert_eq!(store.bundle(&fingerprint).unwrap().unwrap(), bundle);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let error = store.bundle(&fingerprint).unwrap_err();
+    assert!(matches!(error, ArtifactError::Corrupt { .. }));
+    assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+    std::fs::write(&path, b"").unwrap();
+    assert!(matches!(store.bundle(&fingerprint), Err(ArtifactError::Corrupt { .. })));
+}

@@ -1,0 +1,254 @@
+//! The views of a pipeline, SQL files and templates, registered lazily in dependency order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::prelude::{DataFrame, SessionContext};
+use dfpipe_plan_walk::Lineage;
+
+use crate::params::{ListStrategy, ParamValue, register_param_table};
+use crate::template::BoundParams;
+use crate::{Result, SqlView, ViewError, ViewTemplate, register_lazy};
+
+/// The named views of one pipeline. [`ViewRegistry::register`] plans each view once, after
+/// the views it names, and registers it as a [`crate::LazyView`]. Nothing executes.
+#[derive(Debug, Default)]
+pub struct ViewRegistry {
+    entries: Vec<Entry>,
+    index: BTreeMap<String, usize>,
+    strategy: ListStrategy,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Sql(Box<SqlView>),
+    Template { template: Arc<dyn ViewTemplate>, params: BTreeMap<String, ParamValue> },
+}
+
+impl Entry {
+    fn name(&self) -> &str {
+        match self {
+            Self::Sql(v) => v.name(),
+            Self::Template { template, .. } => template.name(),
+        }
+    }
+
+    /// The names this view reads, as far as they are known before planning.
+    fn expects(&self) -> Vec<String> {
+        match self {
+            Self::Sql(v) => v.references().to_vec(),
+            Self::Template { template, .. } => template.depends_on().unwrap_or_default(),
+        }
+    }
+}
+
+impl ViewRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How list parameters become relations, for every view of the registry.
+    #[must_use]
+    pub fn with_list_strategy(mut self, strategy: ListStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Adds a SQL view.
+    pub fn add_sql(&mut self, view: SqlView) -> Result<()> {
+        self.add(Entry::Sql(Box::new(view)))
+    }
+
+    /// Adds a template with its parameter values (checked when the registry is registered).
+    pub fn add_template<V: Into<ParamValue>>(
+        &mut self,
+        template: impl ViewTemplate + 'static,
+        params: impl IntoIterator<Item = (String, V)>,
+    ) -> Result<()> {
+        let params = params.into_iter().map(|(k, v)| (k, v.into())).collect();
+        self.add(Entry::Template { template: Arc::new(template), params })
+    }
+
+    fn add(&mut self, entry: Entry) -> Result<()> {
+        let name = entry.name().to_owned();
+        if self.index.contains_key(&name) {
+            return Err(ViewError::Duplicate { view: name });
+        }
+        self.index.insert(name, self.entries.len());
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// The views' names, in the order they were added.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(Entry::name)
+    }
+
+    /// How many views the registry holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the registry holds no view.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Plans every view once and registers it in `ctx` under its name, lazily: a view is
+    /// planned after the views its SQL names or its template declares, in the order views
+    /// were added otherwise. Also registers the `param_table` function on `ctx`.
+    pub async fn register(&self, ctx: &SessionContext) -> Result<Registered> {
+        register_param_table(ctx);
+        let mut views = Vec::with_capacity(self.entries.len());
+        for id in self.order()? {
+            let entry = &self.entries[id];
+            let name = entry.name();
+            let (df, declared) = match entry {
+                Entry::Sql(view) => (view.plan_with(ctx, self.strategy).await?, None),
+                Entry::Template { template, params } => {
+                    let bound = BoundParams::bind(name, &template.params(), params, self.strategy)?;
+                    let df = template
+                        .build(ctx, &bound)
+                        .await
+                        .map_err(|e| ViewError::Template { view: name.to_owned(), message: e.strip_backtrace() })?;
+                    if let Some(unread) = bound.unread() {
+                        return Err(ViewError::Parameter {
+                            view: name.to_owned(),
+                            message: format!("parameter `{unread}` is declared but the template never reads it"),
+                        });
+                    }
+                    (df, template.depends_on())
+                }
+            };
+            let lineage = Lineage::of(df.logical_plan())
+                .map_err(|e| ViewError::Lineage { view: name.to_owned(), message: e.to_string() })?;
+            register_lazy(ctx, name, df.clone())
+                .map_err(|e| ViewError::Template { view: name.to_owned(), message: e.strip_backtrace() })?;
+            views.push(RegisteredView {
+                name: name.to_owned(),
+                dataframe: df,
+                depends_on: lineage.depends_on,
+                declared,
+            });
+        }
+        let names = self.index.keys().cloned().collect();
+        Ok(Registered { views, names })
+    }
+
+    /// A topological order of the entries over their expected names, ties broken by the
+    /// order they were added.
+    fn order(&self) -> Result<Vec<usize>> {
+        let n = self.entries.len();
+        let mut waiting = vec![0usize; n];
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (id, entry) in self.entries.iter().enumerate() {
+            let deps: BTreeSet<usize> =
+                entry.expects().iter().filter_map(|d| self.index.get(d).copied()).filter(|&d| d != id).collect();
+            waiting[id] = deps.len();
+            for dep in deps {
+                readers[dep].push(id);
+            }
+        }
+        let mut ready: BTreeSet<usize> = (0..n).filter(|&id| waiting[id] == 0).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(id) = ready.pop_first() {
+            order.push(id);
+            for &reader in &readers[id] {
+                waiting[reader] -= 1;
+                if waiting[reader] == 0 {
+                    ready.insert(reader);
+                }
+            }
+        }
+        if order.len() < n {
+            let stuck: Vec<&str> = (0..n).filter(|id| waiting[*id] > 0).map(|id| self.entries[id].name()).collect();
+            return Err(ViewError::Cycle { views: stuck.iter().map(|s| (*s).to_owned()).collect() });
+        }
+        Ok(order)
+    }
+}
+
+/// The views of a registry, planned and registered, in planning order.
+#[derive(Debug)]
+pub struct Registered {
+    /// Each view, in the order it was planned.
+    pub views: Vec<RegisteredView>,
+    names: BTreeSet<String>,
+}
+
+impl Registered {
+    /// The view `name`.
+    pub fn get(&self, name: &str) -> Option<&RegisteredView> {
+        self.views.iter().find(|v| v.name == name)
+    }
+
+    /// Every template whose declared dependencies differ from what its plan reads.
+    pub fn mismatches(&self) -> Vec<DependencyMismatch> {
+        self.views.iter().filter_map(|v| v.mismatch(&self.names)).collect()
+    }
+
+    /// An error for the first mismatch, if any.
+    pub fn check_dependencies(&self) -> Result<()> {
+        match self.mismatches().into_iter().next() {
+            Some(m) => Err(ViewError::Dependencies(m)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One registered view.
+#[derive(Debug)]
+pub struct RegisteredView {
+    /// Its name.
+    pub name: String,
+    /// Its lazy plan, as registered.
+    pub dataframe: DataFrame,
+    /// The relations its plan reads (views and sources), from plan-walk's lineage.
+    pub depends_on: Vec<String>,
+    /// The dependencies its template declares, if it declares them.
+    pub declared: Option<Vec<String>>,
+}
+
+impl RegisteredView {
+    /// How the declared dependencies differ from the inferred ones. `views` are the names of
+    /// the registry's views: reading one of those without declaring it is a mismatch;
+    /// reading an undeclared source is not.
+    pub fn mismatch(&self, views: &BTreeSet<String>) -> Option<DependencyMismatch> {
+        let declared: BTreeSet<&String> = self.declared.as_ref()?.iter().collect();
+        let inferred: BTreeSet<&String> = self.depends_on.iter().collect();
+        let undeclared: Vec<String> =
+            inferred.iter().filter(|d| views.contains(**d) && !declared.contains(*d)).map(|d| (*d).clone()).collect();
+        let unread: Vec<String> = declared.iter().filter(|d| !inferred.contains(*d)).map(|d| (*d).clone()).collect();
+        (!undeclared.is_empty() || !unread.is_empty()).then(|| DependencyMismatch {
+            view: self.name.clone(),
+            undeclared,
+            unread,
+        })
+    }
+}
+
+/// A template's declared dependencies against those its plan reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DependencyMismatch {
+    /// The view.
+    pub view: String,
+    /// Views the plan reads that the template does not declare.
+    pub undeclared: Vec<String>,
+    /// Relations the template declares that the plan does not read.
+    pub unread: Vec<String>,
+}
+
+impl fmt::Display for DependencyMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "view `{}`: declared dependencies differ from the plan's", self.view)?;
+        if !self.undeclared.is_empty() {
+            write!(f, "; reads but does not declare: {}", self.undeclared.join(", "))?;
+        }
+        if !self.unread.is_empty() {
+            write!(f, "; declares but does not read: {}", self.unread.join(", "))?;
+        }
+        Ok(())
+    }
+}
