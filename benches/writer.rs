@@ -5,7 +5,7 @@
 //! Each configuration runs in a child process of this binary, so that its peak resident
 //! memory (`VmHWM`) is its own. Multi-second iterations make criterion's sampling pointless,
 //! so this is a plain `harness = false` main. Options: `DFPIPE_BENCH_SF` (default 1),
-//! `DFPIPE_BENCH_ITERATIONS` (default 3), `DFPIPE_BENCH_CONFIGS` (default `a,b,c`; `x` takes
+//! `DFPIPE_BENCH_ROUNDS` (default 5), `DFPIPE_BENCH_CONFIGS` (default `a,b,c`; `x` takes
 //! its knobs from `DFPIPE_BENCH_KNOBS=files,row_group_writers,buffered_batches,single_file_parallelism`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -32,22 +32,91 @@ fn main() {
         return;
     }
     let sf = env_or("DFPIPE_BENCH_SF", "1");
+    let rounds: usize = env_or("DFPIPE_BENCH_ROUNDS", "5").parse().expect("a round count");
     let configs = env_or("DFPIPE_BENCH_CONFIGS", "a,b,c");
+    let configs: Vec<&str> = configs.split(',').collect();
     let exe = std::env::current_exe().expect("the bench binary");
-    println!("lineitem SF {sf}, zstd(3), {} cores", std::thread::available_parallelism().map_or(0, usize::from));
-    println!(
-        "{:<44} {:>10} {:>12} {:>9} {:>9} {:>9} {:>10} {:>10}",
-        "configuration", "rows", "median s", "Mrows/s", "in MB/s", "out MB/s", "data MiB", "peak MiB"
-    );
-    for config in configs.split(',') {
-        let output = std::process::Command::new(&exe)
-            .env(CHILD, config)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("the child process");
-        assert!(output.status.success(), "configuration {config} failed");
-        print!("{}", String::from_utf8_lossy(&output.stdout));
+    // Rounds interleave the configurations, so that load from elsewhere on the machine falls
+    // on all of them alike; every run is a fresh process, so its peak memory is its own.
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); configs.len()];
+    for round in 0..rounds {
+        for (i, config) in configs.iter().enumerate() {
+            let output = std::process::Command::new(&exe)
+                .env(CHILD, config)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("the child process");
+            assert!(output.status.success(), "configuration {config} failed");
+            let run = Run::parse(&String::from_utf8_lossy(&output.stdout));
+            eprintln!("round {round} {config}: {:.2} s, load {}", run.seconds, load_average());
+            runs[i].push(run);
+        }
     }
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!("lineitem SF {sf}, zstd(3), {cores} cores, {rounds} rounds; times are min / median");
+    println!(
+        "{:<42} {:>9} {:>13} {:>15} {:>15} {:>9} {:>9} {:>9}",
+        "configuration", "rows", "seconds", "Mrows/s", "in MB/s", "out MB", "data MiB", "peak MiB"
+    );
+    for (config, mut runs) in configs.iter().zip(runs) {
+        runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        let (best, median) = (&runs[0], &runs[runs.len() / 2]);
+        let rate = |run: &Run, amount: f64| amount / run.seconds / 1e6;
+        println!(
+            "{:<42} {:>9} {:>6.2} / {:<5.2} {:>6.2} / {:<6.2} {:>6.0} / {:<6.0} {:>9.1} {:>9.0} {:>9.0}",
+            label(config),
+            best.rows,
+            best.seconds,
+            median.seconds,
+            rate(best, best.rows as f64),
+            rate(median, median.rows as f64),
+            rate(best, best.in_bytes as f64),
+            rate(median, median.in_bytes as f64),
+            best.out_bytes as f64 / 1e6,
+            runs.iter().map(|r| r.data_kib).max().unwrap_or(0) as f64 / 1024.0,
+            runs.iter().map(|r| r.peak_kib).max().unwrap_or(0) as f64 / 1024.0,
+        );
+    }
+}
+
+/// One timed write, as a child reports it.
+#[derive(Clone)]
+struct Run {
+    seconds: f64,
+    rows: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    data_kib: u64,
+    peak_kib: u64,
+}
+
+impl Run {
+    fn parse(text: &str) -> Self {
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        let n = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).expect("a child's report");
+        Self {
+            seconds: fields.first().and_then(|f| f.parse().ok()).expect("a child's report"),
+            rows: n(1),
+            in_bytes: n(2),
+            out_bytes: n(3),
+            data_kib: n(4),
+            peak_kib: n(5),
+        }
+    }
+}
+
+fn label(config: &str) -> &'static str {
+    match config {
+        "a" => "(a) DataFusion writer, default knobs",
+        "b" => "(b) dfpipe writer, tuned knobs",
+        "c" => "(c) arrow-rs ArrowWriter, 1 thread",
+        "x" => "(x) DataFusion writer, DFPIPE_BENCH_KNOBS",
+        other => panic!("unknown configuration {other}"),
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?").to_owned()
 }
 
 fn env_or(key: &str, default: &str) -> String {
@@ -57,7 +126,6 @@ fn env_or(key: &str, default: &str) -> String {
 /// Runs one configuration and prints its row of the table.
 fn child(config: &str) {
     let sf: f64 = env_or("DFPIPE_BENCH_SF", "1").parse().expect("a scale factor");
-    let iterations: usize = env_or("DFPIPE_BENCH_ITERATIONS", "3").parse().expect("an iteration count");
     let partitions = 2;
     // Generated in two parts, one per core, as two in-memory partitions.
     let parts: Vec<Vec<RecordBatch>> = std::thread::scope(|scope| {
@@ -81,69 +149,47 @@ fn child(config: &str) {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(partitions).enable_all().build().unwrap();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut times = Vec::new();
-    let mut out_bytes = 0;
-    let label = match config {
-        "a" => "(a) DataFusion writer, default knobs",
-        "b" => "(b) dfpipe writer, tuned knobs",
-        "c" => "(c) arrow-rs ArrowWriter, 1 thread",
-        "x" => "(x) DataFusion writer, DFPIPE_BENCH_KNOBS",
-        other => panic!("unknown configuration {other}"),
-    };
-    for iteration in 0..iterations {
-        let target = dir.path().join(format!("out-{iteration}"));
-        let started = Instant::now();
-        out_bytes = if config == "c" {
-            std::fs::create_dir_all(&target).unwrap();
-            let file = File::create(target.join("part-0.parquet")).unwrap();
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
-                .set_max_row_group_row_count(Some(1024 * 1024))
-                .build();
-            let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).unwrap();
-            for batch in parts.iter().flatten() {
-                writer.write(batch).unwrap();
-            }
-            writer.close().unwrap();
-            std::fs::metadata(target.join("part-0.parquet")).unwrap().len()
-        } else {
-            let knobs = match config {
-                "b" => WriterKnobs::tuned(partitions),
-                "x" => custom_knobs(),
-                _ => WriterKnobs::default(),
-            };
-            let spec = WriteSpec {
-                target: target.to_string_lossy().into_owned(),
-                options: [("compression".to_owned(), "zstd(3)".to_owned())].into(),
-                knobs,
-                ..WriteSpec::default()
-            };
-            let config = SessionConfig::new().with_target_partitions(partitions);
-            let ctx = SessionContext::new_with_config(config);
-            let table = MemTable::try_new(Arc::clone(&schema), parts.clone()).unwrap();
-            ctx.register_table("lineitem", Arc::new(table)).unwrap();
-            runtime.block_on(async {
-                let plan = ctx.sql("select * from lineitem").await.unwrap().create_physical_plan().await.unwrap();
-                let report = write(plan, &ctx.state(), &spec).await.unwrap().commit().await.unwrap();
-                assert_eq!(report.rows as usize, rows);
-                report.bytes
-            })
+    let target = dir.path().join("out");
+    let started = Instant::now();
+    let out_bytes = if config == "c" {
+        std::fs::create_dir_all(&target).unwrap();
+        let file = File::create(target.join("part-0.parquet")).unwrap();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+            .set_max_row_group_row_count(Some(1024 * 1024))
+            .build();
+        let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).unwrap();
+        for batch in parts.iter().flatten() {
+            writer.write(batch).unwrap();
+        }
+        writer.close().unwrap();
+        std::fs::metadata(target.join("part-0.parquet")).unwrap().len()
+    } else {
+        let knobs = match config {
+            "b" => WriterKnobs::tuned(partitions),
+            "x" => custom_knobs(),
+            _ => WriterKnobs::default(),
         };
-        times.push(started.elapsed().as_secs_f64());
-        std::fs::remove_dir_all(&target).unwrap();
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    let mib = |kib: u64| kib as f64 / 1024.0;
-    println!(
-        "{label:<44} {rows:>10} {median:>12.2} {:>9.2} {:>9.1} {:>9.1} {:>10.0} {:>10.0}",
-        rows as f64 / median / 1e6,
-        in_bytes as f64 / median / 1e6,
-        out_bytes as f64 / median / 1e6,
-        mib(data_rss),
-        mib(vm_kib("VmHWM")),
-    );
-    eprintln!("{label}: times {times:.2?} s, output {:.1} MB", out_bytes as f64 / 1e6);
+        let spec = WriteSpec {
+            target: target.to_string_lossy().into_owned(),
+            options: [("compression".to_owned(), "zstd(3)".to_owned())].into(),
+            knobs,
+            ..WriteSpec::default()
+        };
+        let config = SessionConfig::new().with_target_partitions(partitions);
+        let ctx = SessionContext::new_with_config(config);
+        let table = MemTable::try_new(Arc::clone(&schema), parts.clone()).unwrap();
+        ctx.register_table("lineitem", Arc::new(table)).unwrap();
+        runtime.block_on(async {
+            let plan = ctx.sql("select * from lineitem").await.unwrap().create_physical_plan().await.unwrap();
+            let report = write(plan, &ctx.state(), &spec).await.unwrap().commit().await.unwrap();
+            assert_eq!(report.rows as usize, rows);
+            report.bytes
+        })
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    // seconds rows in_bytes out_bytes data_kib peak_kib
+    println!("{seconds} {rows} {in_bytes} {out_bytes} {data_rss} {}", vm_kib("VmHWM"));
 }
 
 /// Knobs from `DFPIPE_BENCH_KNOBS`: `files,row_group_writers,buffered_batches,single_file_parallelism`.

@@ -296,3 +296,57 @@ async fn a_profile_knob_in_the_fingerprint_reruns_what_it_affects() {
     assert_eq!(executed(&ran).len(), 22);
     assert!(executed(&demo.run(RunOptions::default()).await.unwrap()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_store_source_is_listed_and_fingerprinted() {
+    let demo = Demo::new();
+    let file = demo.path().join(dfpipe_engine::SPEC_FILE);
+    let spec = std::fs::read_to_string(&file).unwrap();
+    let url = format!("file://{}/", demo.path().join("data").join("region").display());
+    std::fs::write(&file, spec.replace("path = \"data/region/\"", &format!("path = \"{url}\""))).unwrap();
+    let report = demo.run(RunOptions::default()).await.unwrap();
+    assert_eq!(report.status, "succeeded");
+    assert!(executed(&demo.run(RunOptions::default()).await.unwrap()).is_empty());
+
+    // New data at the URL changes the source's fingerprint, and the queries reading it rerun.
+    let region = demo.path().join("data").join("region");
+    let first = std::fs::read_dir(&region).unwrap().next().unwrap().unwrap().path();
+    std::fs::copy(&first, region.join("extra.parquet")).unwrap();
+    let rerun = executed(&demo.run(RunOptions::default()).await.unwrap());
+    assert_eq!(rerun, ["q02", "q05", "q08"]);
+
+    // A URL with nothing behind it is a clear error before anything runs.
+    let empty = demo.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let spec = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, spec.replace(&url, &format!("file://{}/", empty.display()))).unwrap();
+    let message = plan_error(&demo).await.to_string();
+    assert!(message.contains("source `region`") && message.contains("no files at"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_from_the_command_line_override_the_spec() {
+    let demo = Demo::new();
+    demo.append_spec("\n[views.small_orders]\nmaterialize = \"parquet\"\nparams = { max_key = 10 }\n");
+    demo.write_view("small_orders", "select o_orderkey from stg_orders where o_orderkey < $max_key");
+    demo.run(RunOptions { select: vec!["small_orders".into()], ..RunOptions::default() }).await.unwrap();
+    let from_spec = output_rows(&demo, "small_orders").await;
+
+    let options = |param: &str| RunOptions {
+        select: vec!["small_orders".into()],
+        params: vec![param.to_owned()],
+        ..RunOptions::default()
+    };
+    let report = demo.run(options("small_orders.max_key=1000")).await.unwrap();
+    assert_eq!(executed(&report), ["small_orders"], "a new value is a new plan, so a new fingerprint");
+    assert!(output_rows(&demo, "small_orders").await > from_spec);
+
+    for (bad, says) in [
+        ("nowhere.max_key=1", "there is no view `nowhere`"),
+        ("small_orders.max_key", "no `=`"),
+        ("small_orders.max_key=\"ten\"", "small_orders"),
+    ] {
+        let error = Pipeline::load(demo.path()).unwrap().plan(&options(bad)).await.err().expect(bad).to_string();
+        assert!(error.contains(says), "{bad}: {error}");
+    }
+}

@@ -141,6 +141,10 @@ struct PipelineArgs {
     /// Scale factor of the built-in demo's generated data (ignored with DIR).
     #[arg(long, value_name = "F", default_value_t = 0.1)]
     scale_factor: f64,
+    /// A view parameter, over the value in dfpipe.toml: VIEW.NAME=VALUE, where VALUE is a
+    /// TOML value (10, "text", [1, 2], 1994-01-01) or else text. Repeat for more.
+    #[arg(long = "param", value_name = "VIEW.NAME=VALUE")]
+    params: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -208,8 +212,9 @@ fn main() -> ExitCode {
 async fn execute(command: Command) -> Result<ExitCode, EngineError> {
     match command {
         Command::Run { pipeline, full, select, workers, json } => {
+            let params = pipeline.params.clone();
             let pipeline = load(&pipeline)?;
-            let planned = pipeline.plan(&RunOptions { full, select, workers, ..RunOptions::default() }).await?;
+            let planned = pipeline.plan(&RunOptions { full, select, workers, params, ..RunOptions::default() }).await?;
             let bar = progress_bar(json);
             let shown = bar.clone();
             let report = planned
@@ -230,12 +235,14 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             Ok(if report.status == "succeeded" { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Plan { pipeline, workers, json } => {
-            let planned = load(&pipeline)?.plan(&RunOptions { workers, ..RunOptions::default() }).await?;
+            let params = pipeline.params.clone();
+            let planned = load(&pipeline)?.plan(&RunOptions { workers, params, ..RunOptions::default() }).await?;
             output::plan(&planned.report()?, json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Lineage { pipeline, view, deep, format } => {
-            let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, ..RunOptions::default() }).await?;
+            let params = pipeline.params.clone();
+            let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, params, ..RunOptions::default() }).await?;
             let mut report = planned.lineage(deep);
             if let Some(view) = view {
                 if planned.bundle(&view).is_none() {
@@ -251,8 +258,12 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { pipeline, view, format } => {
-            let options =
-                RunOptions { workers: 1, explain_verbose: format == ExplainFormat::Verbose, ..RunOptions::default() };
+            let options = RunOptions {
+                workers: 1,
+                explain_verbose: format == ExplainFormat::Verbose,
+                params: pipeline.params.clone(),
+                ..RunOptions::default()
+            };
             let planned = load(&pipeline)?.plan(&options).await?;
             let bundle = planned.bundle(&view).ok_or_else(|| unknown_view(&planned.view_names(), &view))?;
             let text = match format {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use datafusion::common::ScalarValue;
 use datafusion::datasource::file_format::options::{ArrowReadOptions, JsonReadOptions};
+use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::logical_expr::{Expr, LogicalPlan, Partitioning, SortExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
@@ -13,6 +14,7 @@ use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, Session
 use dfpipe_artifacts::{CaptureOptions, Environment, Fingerprint, PlanBundle, RunRecord, Store, capture};
 use dfpipe_scheduler::{CostModel, CostSource, Metrics, Schedule, Selector, TaskEvidence, TaskGraph};
 use dfpipe_views::{ListParam, ParamValue, SqlView, register_lazy};
+use futures::TryStreamExt;
 
 use crate::materialized::CommittedOutput;
 use crate::report::{LineageReport, PlanReport, ScheduleReport, ViewLineage, ViewPlanReport};
@@ -37,6 +39,8 @@ pub struct RunOptions {
     pub workers: usize,
     /// Capture the plan after each optimizer rule, whatever the profile says.
     pub explain_verbose: bool,
+    /// Parameter values as `VIEW.NAME=VALUE`, over those of `dfpipe.toml`.
+    pub params: Vec<String>,
 }
 
 /// One view, planned once.
@@ -127,6 +131,15 @@ impl Pipeline {
                     )));
                 }
                 fingerprints.insert(name.clone(), Fingerprint::of_files(&list_files(&base)));
+            } else {
+                let files = list_remote(&ctx, &path).await.map_err(|e| fail(format!("cannot list {path}: {e}")))?;
+                if files.is_empty() {
+                    return Err(fail(format!(
+                        "no files at {path}; check `path` under [sources.{name}] in {}",
+                        crate::SPEC_FILE
+                    )));
+                }
+                fingerprints.insert(name.clone(), Fingerprint::of_files(&files));
             }
             let registered = match source.format {
                 SourceFormat::Parquet => ctx.register_parquet(name, &path, ParquetReadOptions::default()).await,
@@ -164,7 +177,7 @@ impl Pipeline {
     /// what `run` would execute.
     pub async fn plan(&self, options: &RunOptions) -> Result<Planned> {
         let (ctx, source_fingerprints) = self.session().await?;
-        let views = self.sql_views(&ctx)?;
+        let views = self.sql_views(&ctx, &options.params)?;
         let names: BTreeSet<&str> = views.iter().map(SqlView::name).collect();
         let selectors = options
             .select
@@ -343,7 +356,7 @@ impl Pipeline {
     }
 
     /// Every `views/*.sql` file, parsed under the safe SQL policy, in name order.
-    fn sql_views(&self, ctx: &SessionContext) -> Result<Vec<SqlView>> {
+    fn sql_views(&self, ctx: &SessionContext, overrides: &[String]) -> Result<Vec<SqlView>> {
         let dir = self.dir.join("views");
         let io = |source| EngineError::Io { action: "cannot list views in", path: dir.clone(), source };
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -369,18 +382,36 @@ impl Pipeline {
                 ),
             });
         }
+        // `--param VIEW.NAME=VALUE` overrides `[views.VIEW] params`; VALUE is a TOML value
+        // (`10`, `"text"`, `[1, 2]`, `1994-01-01`), or else a string.
+        let mut overridden: BTreeMap<String, BTreeMap<String, toml::Value>> = BTreeMap::new();
+        for text in overrides {
+            let bad = |message: &str| EngineError::Spec {
+                file: self.dir.join(crate::SPEC_FILE),
+                message: format!("--param `{text}`: {message}; write it as VIEW.NAME=VALUE"),
+            };
+            let (key, value) = text.split_once('=').ok_or_else(|| bad("no `=`"))?;
+            let (view, name) = key.trim().split_once('.').ok_or_else(|| bad("no view before the parameter name"))?;
+            if !files.iter().any(|f| f.file_stem().is_some_and(|s| s == view)) {
+                return Err(bad(&format!("there is no view `{view}`")));
+            }
+            let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut table| table.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+            overridden.entry(view.to_owned()).or_default().insert(name.trim().to_owned(), value);
+        }
         let state = ctx.state();
         files
             .iter()
             .map(|file| {
                 let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-                let params = match self.spec.views.get(name) {
-                    Some(view) => view_params(&view.params).map_err(|message| EngineError::Spec {
-                        file: self.dir.join(crate::SPEC_FILE),
-                        message: format!("[views.{name}] params: {message}"),
-                    })?,
-                    None => BTreeMap::new(),
-                };
+                let mut declared = self.spec.views.get(name).map(|v| v.params.clone()).unwrap_or_default();
+                declared.extend(overridden.get(name).cloned().unwrap_or_default());
+                let params = view_params(&declared).map_err(|message| EngineError::Spec {
+                    file: self.dir.join(crate::SPEC_FILE),
+                    message: format!("[views.{name}] params: {message}"),
+                })?;
                 Ok(SqlView::from_file(name, file, &state)?.with_params(params))
             })
             .collect()
@@ -594,6 +625,25 @@ fn glob_base(path: &Path) -> PathBuf {
 }
 
 /// `(path, size, modified nanoseconds)` of every file under `path`.
+/// The files of an object-store source (a URL, globs allowed) as `(location and ETag, size,
+/// modified)` triples: what its fingerprint hashes.
+async fn list_remote(ctx: &SessionContext, url: &str) -> datafusion::error::Result<Vec<(String, u64, u128)>> {
+    let url = ListingTableUrl::parse(url)?;
+    let store = ctx.runtime_env().object_store(&url)?;
+    let state = ctx.state();
+    let mut listing = url.list_all_files(&state, store.as_ref(), "").await?;
+    let mut files = Vec::new();
+    while let Some(meta) = listing.try_next().await? {
+        let modified = meta.last_modified.timestamp_nanos_opt().unwrap_or_default();
+        let location = match &meta.e_tag {
+            Some(tag) => format!("{}#{tag}", meta.location),
+            None => meta.location.to_string(),
+        };
+        files.push((location, meta.size, u128::try_from(modified).unwrap_or_default()));
+    }
+    Ok(files)
+}
+
 fn list_files(path: &Path) -> Vec<(String, u64, u128)> {
     let mut out = Vec::new();
     let mut pending = vec![path.to_owned()];
