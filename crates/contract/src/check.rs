@@ -4,7 +4,7 @@
 //! or unique key is one `GROUP BY` over the key; the null counts of primary-key columns come
 //! from the same `GROUP BY` (null keys are groups of their own), the other not-null columns
 //! share one ungrouped aggregate, and each foreign key is an anti join. The single-row
-//! results are cross-joined into one row. Sample rows are fetched afterwards, only for the
+//! results run side by side under one `UNION ALL` and are gathered into one row. Sample rows are fetched afterwards, only for the
 //! constraints that are violated, so valid data costs exactly one query per relation.
 //!
 //! Checks read the relation with its constraints stripped, so the optimizer never assumes
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::common::{Column, Constraints, JoinType, ScalarValue};
-use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::logical_expr::{Expr, ExprFunctionExt, LogicalPlanBuilder, cast, col, lit};
+use datafusion::functions_aggregate::expr_fn::{count, max, sum};
+use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, col, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 use serde::Serialize;
 
@@ -197,7 +197,7 @@ async fn check_relation(
 }
 
 /// Every count of `items` in one query: one single-row aggregate per key, one for the other
-/// not-null columns, one per foreign key, cross-joined.
+/// not-null columns, one per foreign key (see [`orphans`]), under one `UNION ALL`.
 async fn count_fused(
     ctx: &SessionContext,
     base: &DataFrame,
@@ -241,14 +241,22 @@ async fn count_fused(
             parts.push(orphans(ctx, base, fk, &[]).await?.aggregate(vec![], vec![count_rows().alias(alias(i))])?);
         }
     }
-    let Some(first) = parts.first().cloned() else { return Ok(Vec::new()) };
-    let (state, plan) = first.into_parts();
-    let mut builder = LogicalPlanBuilder::from(plan);
-    for part in parts.into_iter().skip(1) {
-        builder = builder.cross_join(part.into_unoptimized_plan())?;
-    }
-    let selected: Vec<Expr> = (0..items.len()).map(|i| cast(col(alias(i)), DataType::Int64).alias(alias(i))).collect();
-    let row = DataFrame::new(state, builder.build()?).select(selected)?.collect().await?;
+    // Each part fills its own columns and leaves the others null; `UNION ALL` runs the
+    // parts side by side, so one part's single-threaded hash-table build overlaps another's
+    // scan, and one `max` per column gathers the row.
+    let aligned = parts.into_iter().map(|part| {
+        let own: Vec<String> = part.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let columns = (0..items.len()).map(|i| {
+            let name = alias(i);
+            let value =
+                if own.contains(&name) { cast(col(&name), DataType::Int64) } else { lit(ScalarValue::Int64(None)) };
+            value.alias(name)
+        });
+        part.select(columns.collect::<Vec<_>>())
+    });
+    let Some(all) = aligned.reduce(|a, b| a?.union(b?)) else { return Ok(Vec::new()) };
+    let row = all?.aggregate(vec![], (0..items.len()).map(|i| max(col(alias(i))).alias(alias(i))).collect())?;
+    let row = row.collect().await?;
     let batch = row.iter().find(|b| b.num_rows() > 0);
     Ok((0..items.len())
         .map(|i| {
@@ -275,30 +283,98 @@ fn duplicated(key: &[String], rows: &str) -> Expr {
 
 /// Rows whose foreign-key values are all non-null and have no match in the referenced
 /// relation (SQL's MATCH SIMPLE), projected on `extra` then the foreign-key columns.
+///
+/// A two-column key of integers is joined on one packed 64-bit value where both values lie
+/// in `0..2^31` (DataFusion hashes and compares one column much faster than two); rows
+/// with a value outside that range can only match each other, and take the plain join.
 async fn orphans(
     ctx: &SessionContext,
     base: &DataFrame,
     fk: &ForeignKey,
     extra: &[String],
 ) -> datafusion::error::Result<DataFrame> {
-    const CHILD: &str = "__dfpipe_child";
-    const PARENT: &str = "__dfpipe_parent";
     let parent = ctx.read_table(unconstrained(&ctx.table_provider(fk.references.as_str()).await?))?;
-    let parent = parent.select(fk.referenced_columns.iter().map(|c| named(c)).collect::<Vec<_>>())?.alias(PARENT)?;
+    let parent = parent.select(fk.referenced_columns.iter().map(|c| named(c)).collect::<Vec<_>>())?;
     let mut columns: Vec<&String> = extra.iter().collect();
     columns.extend(fk.columns.iter().filter(|c| !extra.contains(c)));
     let present = fk.columns.iter().map(|c| named(c).is_not_null()).reduce(Expr::and).unwrap_or(lit(true));
-    let on = fk
-        .columns
+    let child = base.clone().filter(present)?;
+    let on: Vec<(&str, &str)> =
+        fk.columns.iter().map(String::as_str).zip(fk.referenced_columns.iter().map(String::as_str)).collect();
+    let packable = |df: &DataFrame, names: &[String]| {
+        names.iter().all(|n| df.schema().field_with_unqualified_name(n).is_ok_and(|f| fits_i64(f.data_type())))
+    };
+    if on.len() != 2 || !packable(&child, &fk.columns) || !packable(&parent, &fk.referenced_columns) {
+        return anti_join(child, parent, &on, &columns);
+    }
+    let (in_child, in_parent) = (in_range(&fk.columns), in_range(&fk.referenced_columns));
+    let packed = child
+        .clone()
+        .filter(in_child.clone())?
+        .with_column(PACKED, pack(&fk.columns))?
+        .alias(CHILD)?
+        .join_on(
+            parent
+                .clone()
+                .filter(in_parent.clone())?
+                .select(vec![pack(&fk.referenced_columns).alias(PACKED)])?
+                .alias(PARENT)?,
+            JoinType::LeftAnti,
+            [Expr::Column(Column::new(Some(CHILD), PACKED)).eq(Expr::Column(Column::new(Some(PARENT), PACKED)))],
+        )?
+        .select(columns.iter().map(|c| Expr::Column(Column::new(Some(CHILD), c.as_str()))).collect::<Vec<_>>())?;
+    let rest = anti_join(child.filter(!in_child)?, parent.filter(!in_parent)?, &on, &columns)?;
+    packed.union(rest)
+}
+
+const CHILD: &str = "__dfpipe_child";
+const PARENT: &str = "__dfpipe_parent";
+const PACKED: &str = "__dfpipe_packed";
+
+/// `child` rows without a match in `parent` on the column pairs `on`, projected on `columns`.
+fn anti_join(
+    child: DataFrame,
+    parent: DataFrame,
+    on: &[(&str, &str)],
+    columns: &[&String],
+) -> datafusion::error::Result<DataFrame> {
+    let on = on
         .iter()
-        .zip(&fk.referenced_columns)
-        .map(|(c, p)| Expr::Column(Column::new(Some(CHILD), c)).eq(Expr::Column(Column::new(Some(PARENT), p))));
-    base.clone()
-        .filter(present)?
+        .map(|(c, p)| Expr::Column(Column::new(Some(CHILD), *c)).eq(Expr::Column(Column::new(Some(PARENT), *p))));
+    child
         .select(columns.iter().map(|c| named(c)).collect::<Vec<_>>())?
         .alias(CHILD)?
-        .join_on(parent, JoinType::LeftAnti, on)?
+        .join_on(parent.alias(PARENT)?, JoinType::LeftAnti, on)?
         .select(columns.iter().map(|c| Expr::Column(Column::new(Some(CHILD), c.as_str()))).collect::<Vec<_>>())
+}
+
+/// Whether every value of `data_type` is exactly an `Int64`.
+fn fits_i64(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+    )
+}
+
+/// Both columns lie in `0..2^31`, where [`pack`] is exact.
+fn in_range(columns: &[String]) -> Expr {
+    columns
+        .iter()
+        .map(|c| cast(named(c), DataType::Int64).between(lit(0i64), lit(i64::from(i32::MAX))))
+        .reduce(Expr::and)
+        .unwrap_or(lit(true))
+}
+
+/// The two columns as one `Int64`: `first * 2^32 + second`, one-to-one on [`in_range`] pairs.
+fn pack(columns: &[String]) -> Expr {
+    let value = |c: &String| cast(named(c), DataType::Int64);
+    value(&columns[0]) * lit(1i64 << 32) + value(&columns[1])
 }
 
 /// `provider` read without any declared constraint.

@@ -232,6 +232,43 @@ async fn orphan_foreign_key() {
     );
 }
 
+/// Two-column integer keys are joined on one packed value inside `0..2^31` and on both
+/// columns outside it: negative and large values, and a pair whose packed value would
+/// collide with an in-range one, count exactly as SQL says.
+#[tokio::test]
+async fn packed_two_column_foreign_key_is_exact_at_the_range_edges() {
+    let ctx = SessionContext::new();
+    replace(
+        &ctx,
+        "p",
+        "SELECT arrow_cast(a, 'Int64') AS a, arrow_cast(b, 'Int64') AS b FROM (VALUES (1, 2), (-1, 5), (3000000000, 1), \
+         (2147483647, 2147483647), (0, 0)) AS v(a, b)",
+    )
+    .await;
+    replace(
+        &ctx,
+        "c",
+        "SELECT arrow_cast(x, 'Int64') AS x, arrow_cast(y, 'Int64') AS y FROM (VALUES (1, 2), (-1, 5), (3000000000, 1), \
+         (2147483647, 2147483647), (0, 0), (1, 2), (2, 1), (-1, 2), (3000000000, 2), (0, 4294967298), \
+         (2147483648, 0), (0, NULL)) AS v(x, y)",
+    )
+    .await;
+    let contracts =
+        vec![Contract::new("p").primary_key(["a", "b"]), Contract::new("c").foreign_key(["x", "y"], "p", ["a", "b"])];
+    register(&ctx, &contracts).await.unwrap();
+    let report = check(&ctx, &contracts).await;
+    assert_eq!(
+        failures(&report),
+        vec![(
+            "c".to_owned(),
+            "foreign_key",
+            "x,y".to_owned(),
+            5,
+            json!([{"x": -1, "y": 2}, {"x": 0, "y": 4_294_967_298_i64}, {"x": 2, "y": 1}])
+        )]
+    );
+}
+
 #[tokio::test]
 async fn not_null_and_unique_on_a_nullable_table() {
     let ctx = SessionContext::new();
