@@ -2,7 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use dfpipe_engine::{EngineError, Pipeline, RunOptions, RunReport};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col};
+use dfpipe_engine::{
+    BoundParams, CancelToken, EngineError, Event, ParamSpec, Pipeline, RunOptions, RunReport, ViewTemplate,
+};
 use dfpipe_tests::Demo;
 
 fn statuses(report: &RunReport) -> BTreeMap<String, String> {
@@ -349,4 +355,153 @@ async fn parameters_from_the_command_line_override_the_spec() {
         let error = Pipeline::load(demo.path()).unwrap().plan(&options(bad)).await.err().expect(bad).to_string();
         assert!(error.contains(says), "{bad}: {error}");
     }
+}
+
+/// A Rust template over the demo's `stg_orders`: orders above `min_total`.
+#[derive(Debug)]
+struct BigOrders {
+    /// What it declares it reads.
+    declares: &'static str,
+}
+
+#[async_trait::async_trait]
+impl ViewTemplate for BigOrders {
+    fn name(&self) -> &'static str {
+        "big_orders_rs"
+    }
+
+    fn params(&self) -> Vec<ParamSpec> {
+        vec![ParamSpec::scalar("min_total", DataType::Float64)]
+    }
+
+    fn depends_on(&self) -> Option<Vec<String>> {
+        Some(vec![self.declares.to_owned()])
+    }
+
+    async fn build(&self, ctx: &SessionContext, params: &BoundParams) -> datafusion::error::Result<DataFrame> {
+        ctx.table("stg_orders").await?.filter(col("o_totalprice").gt(params.lit("min_total")?))?.select(vec![
+            col("o_orderkey"),
+            col("o_custkey"),
+            col("o_totalprice"),
+        ])
+    }
+}
+
+async fn run_with_template(demo: &Demo, template: BigOrders, options: RunOptions) -> Result<RunReport, EngineError> {
+    let planned = Pipeline::load(demo.path())?.with_template(template)?.plan(&options).await?;
+    planned.run(Arc::new(|_| {})).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_templates_run_beside_sql_views() {
+    let demo = Demo::new();
+    demo.append_spec(
+        "\n[views.big_orders_rs]\nmaterialize = \"parquet\"\nparams = { min_total = 300000.0 }\n\n\
+         [views.big_rs_customers]\nmaterialize = \"parquet\"\n",
+    );
+    demo.write_view("big_rs_customers", "select o_custkey, count(*) as n from big_orders_rs group by o_custkey");
+    let template = || BigOrders { declares: "stg_orders" };
+    let first = run_with_template(&demo, template(), RunOptions::default()).await.unwrap();
+    assert_eq!(first.status, "succeeded");
+    let status = statuses(&first);
+    assert_eq!((status["big_orders_rs"].as_str(), status["big_rs_customers"].as_str()), ("succeeded", "succeeded"));
+    // The template's output holds exactly the orders its filter selects, read from the source.
+    let ctx = SessionContext::new();
+    let orders = demo.path().join("data").join("orders");
+    ctx.register_parquet("orders", orders.to_string_lossy().as_ref(), ParquetReadOptions::default()).await.unwrap();
+    let expected = ctx.sql("select * from orders where o_totalprice > 300000").await.unwrap().count().await.unwrap();
+    assert!(expected > 0);
+    assert_eq!(output_rows(&demo, "big_orders_rs").await, expected);
+
+    // Planned like any view: nothing changed, nothing runs; a new parameter value re-runs the
+    // template and its reader only.
+    assert!(executed(&run_with_template(&demo, template(), RunOptions::default()).await.unwrap()).is_empty());
+    let options = RunOptions { params: vec!["big_orders_rs.min_total=400000.0".into()], ..RunOptions::default() };
+    let rerun = run_with_template(&demo, template(), options).await.unwrap();
+    assert_eq!(executed(&rerun), ["big_orders_rs", "big_rs_customers"]);
+    let expected = ctx.sql("select * from orders where o_totalprice > 400000").await.unwrap().count().await.unwrap();
+    assert_eq!(output_rows(&demo, "big_orders_rs").await, expected);
+
+    // Declared dependencies must be what the plan reads.
+    let wrong = run_with_template(&demo, BigOrders { declares: "stg_customer" }, RunOptions::default()).await;
+    let message = wrong.unwrap_err().to_string();
+    assert!(message.contains("view `big_orders_rs`"), "{message}");
+    assert!(message.contains("reads but does not declare: stg_orders"), "{message}");
+    assert!(message.contains("declares but does not read: stg_customer"), "{message}");
+    // A template may not take the name of a SQL view or a source.
+    demo.write_view("big_orders_rs", "select 1 as x");
+    let clash = Pipeline::load(demo.path()).unwrap().with_template(template()).unwrap_err().to_string();
+    assert!(clash.contains("has the name of the SQL view"), "{clash}");
+    std::fs::remove_file(demo.view_file("big_orders_rs")).unwrap();
+    // A parameter of the wrong type is refused before anything runs.
+    let options = RunOptions { params: vec!["big_orders_rs.min_total=\"lots\"".into()], ..RunOptions::default() };
+    let mistyped = run_with_template(&demo, template(), options).await.unwrap_err().to_string();
+    assert!(mistyped.contains("min_total"), "{mistyped}");
+    // Without the template, its `[views.big_orders_rs]` table names nothing.
+    let missing = plan_error(&demo).await.to_string();
+    assert!(missing.contains("[views.big_orders_rs] has no SQL file"), "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_commits_nothing_more_and_keeps_every_output() {
+    let demo = Demo::new();
+    demo.run(RunOptions::default()).await.unwrap();
+    let before: BTreeMap<String, usize> = {
+        let mut rows = BTreeMap::new();
+        for view in ["q01", "q03", "q06"] {
+            rows.insert(view.to_owned(), output_rows(&demo, view).await);
+        }
+        rows
+    };
+    // Three views change; the run is cancelled as soon as the first of them starts.
+    demo.write_view("q01", "select l_returnflag, count(*) as n from stg_lineitem group by l_returnflag");
+    demo.write_view("q03", "select o_orderkey from stg_orders limit 5");
+    demo.write_view("q06", "select sum(l_quantity) as q from stg_lineitem");
+    let cancel = CancelToken::new();
+    let options = RunOptions { workers: 1, cancel: cancel.clone(), ..RunOptions::default() };
+    let planned = Pipeline::load(demo.path()).unwrap().plan(&options).await.unwrap();
+    let report = planned
+        .run(Arc::new(move |event| {
+            if matches!(event, Event::ViewStarted { .. }) {
+                cancel.cancel();
+            }
+        }))
+        .await
+        .unwrap();
+    assert_eq!(report.status, "failed");
+    let changed: Vec<_> = report.views.iter().filter(|v| ["q01", "q03", "q06"].contains(&v.name.as_str())).collect();
+    assert!(changed.iter().all(|v| v.status == "skipped"), "{changed:?}");
+    let reasons: Vec<&str> = changed.iter().filter_map(|v| v.reason.as_deref()).collect();
+    assert_eq!(reasons.iter().filter(|r| r.starts_with("cancelled while running")).count(), 1, "{reasons:?}");
+    assert_eq!(reasons.iter().filter(|r| **r == "not started: the run was cancelled").count(), 2, "{reasons:?}");
+    // Every previous output is whole, and nothing is left in staging.
+    for (view, rows) in &before {
+        assert_eq!(output_rows(&demo, view).await, *rows, "{view}");
+    }
+    assert_eq!(std::fs::read_dir(demo.path().join("out").join(".staging")).map_or(0, Iterator::count), 0);
+    // The next run executes exactly the three views (re-ranked as durations come in).
+    let next = demo.run(RunOptions { dynamic: true, ..RunOptions::default() }).await.unwrap();
+    assert_eq!(executed(&next), ["q01", "q03", "q06"]);
+    assert_eq!(output_rows(&demo, "q03").await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_starts_nothing_after_the_first_failure() {
+    let demo = Demo::new();
+    demo.append_spec("\n[views.bad]\nmaterialize = \"parquet\"\n");
+    // The largest estimated output, so the first view to start: lineitem's rows, cast.
+    demo.write_view("bad", "select cast(l_comment as int) as broken, l_orderkey from stg_lineitem");
+    let report = demo.run(RunOptions { workers: 1, fail_fast: true, ..RunOptions::default() }).await.unwrap();
+    assert_eq!(report.status, "failed");
+    let status = statuses(&report);
+    assert_eq!(status["bad"], "failed");
+    let stopped = report
+        .views
+        .iter()
+        .filter(|v| v.reason.as_deref() == Some("not started: an earlier failure stopped the run (--fail-fast)"))
+        .count();
+    let succeeded = report.views.iter().filter(|v| v.status == "succeeded").count();
+    // One worker: whatever ran before `bad` succeeded, everything after it never started.
+    assert!(stopped > 0);
+    assert_eq!(succeeded + stopped + 1, 23, "{:?}", report.views);
 }

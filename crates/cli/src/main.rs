@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dfpipe_engine::{EngineError, Event, Pipeline, RunOptions, tpch};
+use dfpipe_engine::{CancelToken, EngineError, Event, Pipeline, RunOptions, tpch};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// dfpipe runs pipelines of SQL views on Apache DataFusion, plan first: every view is planned,
@@ -44,6 +44,12 @@ enum Command {
         /// How many views execute at once.
         #[arg(long, value_name = "N", default_value_t = default_workers())]
         workers: usize,
+        /// Start no view after the first failure (views already running finish).
+        #[arg(long)]
+        fail_fast: bool,
+        /// Re-rank the views still to run by the durations measured as the run goes.
+        #[arg(long)]
+        dynamic: bool,
         /// Print one JSON document on stdout instead of the summary table.
         #[arg(long)]
         json: bool,
@@ -211,10 +217,14 @@ fn main() -> ExitCode {
 
 async fn execute(command: Command) -> Result<ExitCode, EngineError> {
     match command {
-        Command::Run { pipeline, full, select, workers, json } => {
+        Command::Run { pipeline, full, select, workers, fail_fast, dynamic, json } => {
             let params = pipeline.params.clone();
             let pipeline = load(&pipeline)?;
-            let planned = pipeline.plan(&RunOptions { full, select, workers, params, ..RunOptions::default() }).await?;
+            let cancel = CancelToken::new();
+            stop_on_ctrl_c(&cancel);
+            let options =
+                RunOptions { full, select, workers, params, fail_fast, dynamic, cancel, ..RunOptions::default() };
+            let planned = pipeline.plan(&options).await?;
             let bar = progress_bar(json);
             let shown = bar.clone();
             let report = planned
@@ -352,4 +362,22 @@ fn progress_bar(json: bool) -> Option<ProgressBar> {
     }
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     Some(bar)
+}
+
+/// The first Ctrl-C cancels the run: no view starts after it, and running views stop before
+/// their commit, so every output stays whole. A second Ctrl-C exits at once; the next run
+/// cleans up what that leaves behind.
+fn stop_on_ctrl_c(cancel: &CancelToken) {
+    let cancel = cancel.clone();
+    let installed = ctrlc::set_handler(move || {
+        if cancel.is_cancelled() {
+            eprintln!("\nstopped");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping: no new view starts, running views stop before their commit (Ctrl-C again to quit now)");
+        cancel.cancel();
+    });
+    if let Err(e) = installed {
+        tracing::warn!("cannot handle Ctrl-C, which will stop the run at once: {e}");
+    }
 }

@@ -72,7 +72,7 @@ fn specification_errors_exit_2_with_a_json_error() {
 #[test]
 fn help_describes_every_flag() {
     let help = String::from_utf8(dfpipe(&["run", "--help"]).stdout).unwrap();
-    for flag in ["--full", "--select", "--workers", "--json", "--scale-factor", "[DIR]"] {
+    for flag in ["--full", "--select", "--workers", "--fail-fast", "--dynamic", "--json", "--scale-factor", "[DIR]"] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     let help = String::from_utf8(dfpipe(&["--help"]).stdout).unwrap();

@@ -22,6 +22,8 @@ pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, Sour
 pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, ViewChange, ViewDiff};
 pub use dfpipe_contract::CheckReport;
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
+pub use dfpipe_scheduler::CancelToken;
+pub use dfpipe_views::{BoundParams, ParamSpec, ViewTemplate};
 
 use std::path::PathBuf;
 

@@ -12,8 +12,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
 use dfpipe_artifacts::{CaptureOptions, Environment, Fingerprint, PlanBundle, RunRecord, Store, capture};
-use dfpipe_scheduler::{CostModel, CostSource, Metrics, Schedule, Selector, TaskEvidence, TaskGraph};
-use dfpipe_views::{ListParam, ParamValue, SqlView, register_lazy};
+use dfpipe_plan_walk::Lineage;
+use dfpipe_scheduler::{CancelToken, CostModel, CostSource, Metrics, Schedule, Selector, TaskEvidence, TaskGraph};
+use dfpipe_views::{
+    ListParam, ListStrategy, ParamValue, RegisteredView, SqlView, ViewError, ViewTemplate, build_template,
+    register_lazy,
+};
 use futures::TryStreamExt;
 
 use crate::materialized::CommittedOutput;
@@ -26,9 +30,59 @@ use crate::{EngineError, Result};
 pub struct Pipeline {
     dir: PathBuf,
     spec: PipelineSpec,
+    /// Views written in Rust, beside the SQL files.
+    templates: Vec<Arc<dyn ViewTemplate>>,
+}
+
+/// One view of the pipeline before planning: a SQL file or a Rust template.
+enum ViewSource {
+    Sql(Box<SqlView>),
+    Template { template: Arc<dyn ViewTemplate>, params: BTreeMap<String, ParamValue> },
+}
+
+impl ViewSource {
+    fn name(&self) -> &str {
+        match self {
+            Self::Sql(view) => view.name(),
+            Self::Template { template, .. } => template.name(),
+        }
+    }
+
+    /// The names it reads, as far as they are known before planning: those its SQL names,
+    /// or those its template declares.
+    fn references(&self) -> Vec<String> {
+        match self {
+            Self::Sql(view) => view.references().to_vec(),
+            Self::Template { template, .. } => template.depends_on().unwrap_or_default(),
+        }
+    }
+
+    /// Its lazy plan. A template's declared dependencies must be what its plan reads.
+    async fn plan(&self, ctx: &SessionContext, views: &BTreeSet<String>) -> Result<DataFrame> {
+        match self {
+            Self::Sql(view) => Ok(view.plan(ctx).await?),
+            Self::Template { template, params } => {
+                let df = build_template(template.as_ref(), ctx, params, ListStrategy::default()).await?;
+                let inferred = Lineage::of(df.logical_plan())
+                    .map_err(|e| ViewError::Lineage { view: template.name().to_owned(), message: e.to_string() })?;
+                let registered = RegisteredView {
+                    name: template.name().to_owned(),
+                    dataframe: df,
+                    depends_on: inferred.depends_on,
+                    declared: template.depends_on(),
+                };
+                match registered.mismatch(views) {
+                    Some(mismatch) => Err(ViewError::Dependencies(mismatch).into()),
+                    None => Ok(registered.dataframe),
+                }
+            }
+        }
+    }
 }
 
 /// What to run.
+// Independent flags, each a command-line switch: no state machine hides among them.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Run every selected view, changed or not.
@@ -41,6 +95,14 @@ pub struct RunOptions {
     pub explain_verbose: bool,
     /// Parameter values as `VIEW.NAME=VALUE`, over those of `dfpipe.toml`.
     pub params: Vec<String>,
+    /// Start nothing new after the first failure.
+    pub fail_fast: bool,
+    /// Re-rank the views still to run as measured durations come in (the scheduler's
+    /// dynamic mode), rather than by the costs known before the run.
+    pub dynamic: bool,
+    /// Stops the run once cancelled: no view starts after that, and a running view stops
+    /// before its commit, so its previous output stays.
+    pub cancel: CancelToken,
 }
 
 /// One view, planned once.
@@ -75,25 +137,45 @@ pub struct Planned {
     pub(crate) views: Vec<PlannedView>,
     pub(crate) graph: TaskGraph<()>,
     pub(crate) workers: usize,
+    /// How the run executes: `fail_fast`, `dynamic` and `cancel` of [`RunOptions`].
+    pub(crate) execution: RunOptions,
     /// `information_schema` as it was when planning began.
     pub(crate) environment: Environment,
 }
 
 impl Pipeline {
-    /// Reads `<dir>/dfpipe.toml` and checks that every view named in it has a SQL file.
+    /// Reads and checks `<dir>/dfpipe.toml`.
     pub fn load(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         let spec = PipelineSpec::load(&dir)?;
-        for name in spec.views.keys() {
-            let file = dir.join("views").join(format!("{name}.sql"));
-            if !file.is_file() {
-                return Err(EngineError::Spec {
-                    file: dir.join(crate::SPEC_FILE),
-                    message: format!("[views.{name}] has no SQL file; create {}", file.display()),
-                });
-            }
+        Ok(Self { dir, spec, templates: Vec::new() })
+    }
+
+    /// Adds a view written in Rust, beside the SQL files. Its `[views.NAME]` table in
+    /// `dfpipe.toml`, when there is one, sets its parameter values and how it materializes,
+    /// as for a SQL view. A template that reads other views should declare them
+    /// ([`ViewTemplate::depends_on`]) so that they are planned first; what it declares must
+    /// be what its plan reads.
+    pub fn with_template(mut self, template: impl ViewTemplate + 'static) -> Result<Self> {
+        let name = template.name().to_owned();
+        let clash = |message: String| EngineError::Spec { file: self.dir.join(crate::SPEC_FILE), message };
+        if self.templates.iter().any(|t| t.name() == name) {
+            return Err(clash(format!("two templates are named `{name}`; view names are unique")));
         }
-        Ok(Self { dir, spec })
+        if self.spec.sources.contains_key(&name) {
+            return Err(clash(format!(
+                "template `{name}` has the name of source [sources.{name}]; rename one of them"
+            )));
+        }
+        let file = self.dir.join("views").join(format!("{name}.sql"));
+        if file.exists() {
+            return Err(clash(format!(
+                "template `{name}` has the name of the SQL view {}; rename one of them",
+                file.display()
+            )));
+        }
+        self.templates.push(Arc::new(template));
+        Ok(self)
     }
 
     /// The pipeline directory.
@@ -177,8 +259,9 @@ impl Pipeline {
     /// what `run` would execute.
     pub async fn plan(&self, options: &RunOptions) -> Result<Planned> {
         let (ctx, source_fingerprints) = self.session().await?;
-        let views = self.sql_views(&ctx, &options.params)?;
-        let names: BTreeSet<&str> = views.iter().map(SqlView::name).collect();
+        let views = self.view_sources(&ctx, &options.params)?;
+        let names: BTreeSet<&str> = views.iter().map(ViewSource::name).collect();
+        let view_names: BTreeSet<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let selectors = options
             .select
             .iter()
@@ -207,7 +290,7 @@ impl Pipeline {
         }
         for (id, view) in views.iter().enumerate() {
             for reference in view.references() {
-                if let Some(dep) = order_graph.find(reference) {
+                if let Some(dep) = order_graph.find(&reference) {
                     order_graph.add_dependency(dep, id)?;
                 }
             }
@@ -232,7 +315,7 @@ impl Pipeline {
         for &id in &order {
             let view = &views[id];
             let spec = self.spec.views.get(view.name()).cloned().unwrap_or_default();
-            let df = view.plan(&ctx).await?;
+            let df = view.plan(&ctx, &view_names).await?;
             let output = shape_output(df.clone(), &spec, &ctx, view.name(), &self.dir)?;
             // Readers of a lazy view plan it inline; readers of a materialized view read its
             // committed output.
@@ -351,12 +434,14 @@ impl Pipeline {
             views: planned,
             graph,
             workers: options.workers.max(1),
+            execution: options.clone(),
             environment,
         })
     }
 
-    /// Every `views/*.sql` file, parsed under the safe SQL policy, in name order.
-    fn sql_views(&self, ctx: &SessionContext, overrides: &[String]) -> Result<Vec<SqlView>> {
+    /// Every `views/*.sql` file, parsed under the safe SQL policy, in name order, then the
+    /// templates; each with its parameter values. Every `[views.NAME]` must be one of them.
+    fn view_sources(&self, ctx: &SessionContext, overrides: &[String]) -> Result<Vec<ViewSource>> {
         let dir = self.dir.join("views");
         let io = |source| EngineError::Io { action: "cannot list views in", path: dir.clone(), source };
         let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -392,7 +477,9 @@ impl Pipeline {
             };
             let (key, value) = text.split_once('=').ok_or_else(|| bad("no `=`"))?;
             let (view, name) = key.trim().split_once('.').ok_or_else(|| bad("no view before the parameter name"))?;
-            if !files.iter().any(|f| f.file_stem().is_some_and(|s| s == view)) {
+            if !files.iter().any(|f| f.file_stem().is_some_and(|s| s == view))
+                && !self.templates.iter().any(|t| t.name() == view)
+            {
                 return Err(bad(&format!("there is no view `{view}`")));
             }
             let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
@@ -401,20 +488,36 @@ impl Pipeline {
                 .unwrap_or_else(|| toml::Value::String(value.to_owned()));
             overridden.entry(view.to_owned()).or_default().insert(name.trim().to_owned(), value);
         }
+        for name in self.spec.views.keys() {
+            let file = dir.join(format!("{name}.sql"));
+            if !file.is_file() && !self.templates.iter().any(|t| t.name() == name) {
+                return Err(EngineError::Spec {
+                    file: self.dir.join(crate::SPEC_FILE),
+                    message: format!("[views.{name}] has no SQL file; create {}", file.display()),
+                });
+            }
+        }
+        let params_of = |name: &str| {
+            let mut declared = self.spec.views.get(name).map(|v| v.params.clone()).unwrap_or_default();
+            declared.extend(overridden.get(name).cloned().unwrap_or_default());
+            view_params(&declared).map_err(|message| EngineError::Spec {
+                file: self.dir.join(crate::SPEC_FILE),
+                message: format!("[views.{name}] params: {message}"),
+            })
+        };
         let state = ctx.state();
-        files
+        let mut views = files
             .iter()
             .map(|file| {
                 let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-                let mut declared = self.spec.views.get(name).map(|v| v.params.clone()).unwrap_or_default();
-                declared.extend(overridden.get(name).cloned().unwrap_or_default());
-                let params = view_params(&declared).map_err(|message| EngineError::Spec {
-                    file: self.dir.join(crate::SPEC_FILE),
-                    message: format!("[views.{name}] params: {message}"),
-                })?;
-                Ok(SqlView::from_file(name, file, &state)?.with_params(params))
+                Ok(ViewSource::Sql(Box::new(SqlView::from_file(name, file, &state)?.with_params(params_of(name)?))))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        for template in &self.templates {
+            let params = params_of(template.name())?;
+            views.push(ViewSource::Template { template: Arc::clone(template), params });
+        }
+        Ok(views)
     }
 }
 

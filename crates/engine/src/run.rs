@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use datafusion::physical_plan::ExecutionPlan;
 use dfpipe_artifacts::{RunRecord, ViewRecord, collect_metrics};
-use dfpipe_scheduler::TaskOutcome;
+use dfpipe_scheduler::{ExecuteOptions, TaskOutcome};
 use dfpipe_writer::{SortColumn, WriteSpec, clean_staging, write};
 
 use crate::pipeline::Planned;
@@ -30,7 +30,7 @@ pub enum Event {
     ViewFinished {
         /// The view.
         view: String,
-        /// `succeeded` or `failed`.
+        /// `succeeded`, `failed`, or `skipped` when the run was cancelled while it ran.
         status: String,
     },
 }
@@ -64,9 +64,16 @@ impl Planned {
         let parquet = self.spec.profile.parquet_options();
         let knobs = self.spec.profile.writer_knobs();
         let started = Instant::now();
+        let cancel = self.execution.cancel.clone();
+        let mut execution =
+            ExecuteOptions::new(self.workers).fail_fast(self.execution.fail_fast).cancel_on(cancel.clone());
+        if self.execution.dynamic {
+            // The engine's costs are milliseconds.
+            execution = execution.dynamic(std::time::Duration::from_millis(1));
+        }
         let report = self
             .graph
-            .execute(&costs, self.workers, false, |id, ()| {
+            .execute_with(&costs, execution, |id, ()| {
                 let view = &self.views[id];
                 let task = view.will_run.then(|| {
                     let plan = Arc::clone(&view.physical);
@@ -90,6 +97,7 @@ impl Planned {
                     let contract = self.spec.contracts.get(&view.name).cloned();
                     let ctx = self.ctx.clone();
                     let replan = view.reads_outputs.then(|| view.optimized.clone());
+                    let cancel = cancel.clone();
                     tokio::spawn(async move {
                         // A reader of committed outputs lists their files now, after its
                         // upstream views committed: the same optimized plan, planned physically again.
@@ -101,16 +109,26 @@ impl Planned {
                                 .map_err(|e| e.strip_backtrace())?,
                             None => plan,
                         };
-                        let staged = write(Arc::clone(&plan), &state, &spec).await.map_err(|e| e.to_string())?;
+                        // A cancelled write is dropped, and with it its staging directory.
+                        let staged = tokio::select! {
+                            biased;
+                            () = cancel.cancelled() => return Err(Halt::Cancelled),
+                            staged = write(Arc::clone(&plan), &state, &spec) => staged.map_err(|e| e.to_string())?,
+                        };
                         if let Some(contract) = contract {
                             check_staged(&ctx, contract, &staged).await?;
+                        }
+                        // The last point to stop: once the commit begins, it completes.
+                        if cancel.is_cancelled() {
+                            staged.discard().await.map_err(|e| e.to_string())?;
+                            return Err(Halt::Cancelled);
                         }
                         let report = staged.commit().await.map_err(|e| e.to_string())?;
                         let metrics = BTreeMap::from([
                             ("bytes".to_owned(), report.bytes),
                             ("files".to_owned(), report.files.len() as u64),
                         ]);
-                        Ok::<_, String>(Executed { rows: Some(report.rows), metrics, physical: plan })
+                        Ok::<_, Halt>(Executed { rows: Some(report.rows), metrics, physical: plan })
                     })
                 });
                 let progress = Arc::clone(&progress);
@@ -120,9 +138,13 @@ impl Planned {
                     progress(Event::ViewStarted { view: name.clone() });
                     let result = match task.await {
                         Ok(result) => result,
-                        Err(join) => Err(format!("the task running the view panicked or was cancelled: {join}")),
+                        Err(join) => Err(Halt::Failed(format!("the task running the view panicked: {join}"))),
                     };
-                    let status = if result.is_ok() { "succeeded" } else { "failed" };
+                    let status = match &result {
+                        Ok(_) => "succeeded",
+                        Err(Halt::Cancelled) => "skipped",
+                        Err(Halt::Failed(_)) => "failed",
+                    };
                     progress(Event::ViewFinished { view: name, status: status.to_owned() });
                     result.map(Some)
                 }
@@ -143,10 +165,18 @@ impl Planned {
                     executed_plan = Some(executed.physical);
                     ("succeeded", None, executed.rows, Some(ms), executed.metrics)
                 }
+                // A view with nothing to do keeps its reason, even when a stop kept the
+                // executor from visiting it.
+                TaskOutcome::Succeeded { value: None, .. } | TaskOutcome::Cancelled if !view.will_run => {
+                    ("skipped", Some(view.reason.clone()), None, None, BTreeMap::new())
+                }
                 TaskOutcome::Succeeded { value: None, .. } => {
                     ("skipped", Some(view.reason.clone()), None, None, BTreeMap::new())
                 }
-                TaskOutcome::Failed { error, duration } => {
+                TaskOutcome::Failed { error: Halt::Cancelled, .. } => {
+                    ("skipped", Some(CANCELLED.to_owned()), None, None, BTreeMap::new())
+                }
+                TaskOutcome::Failed { error: Halt::Failed(error), duration } => {
                     ("failed", Some(error), None, Some(duration.as_millis() as u64), BTreeMap::new())
                 }
                 TaskOutcome::UpstreamFailed { failed } => (
@@ -156,9 +186,16 @@ impl Planned {
                     None,
                     BTreeMap::new(),
                 ),
-                TaskOutcome::Cancelled => {
-                    ("skipped", Some("run stopped early".to_owned()), None, None, BTreeMap::new())
+                TaskOutcome::Cancelled if cancel.is_cancelled() => {
+                    ("skipped", Some(NOT_STARTED.to_owned()), None, None, BTreeMap::new())
                 }
+                TaskOutcome::Cancelled => (
+                    "skipped",
+                    Some("not started: an earlier failure stopped the run (--fail-fast)".to_owned()),
+                    None,
+                    None,
+                    BTreeMap::new(),
+                ),
             };
             // A view that ran gets its bundle with the metrics of that execution; a view that did
             // not keeps the bundle (and metrics) of the run that last executed that plan.
@@ -191,7 +228,9 @@ impl Planned {
                 cost_source: view.cost_source.to_owned(),
             });
         }
-        let failed = views.iter().any(|v| v.status == "failed" || v.status == "upstream_failed");
+        // A cancelled run did not do what it was asked: it fails, and its views run next time.
+        let failed =
+            cancel.is_cancelled() || views.iter().any(|v| v.status == "failed" || v.status == "upstream_failed");
         let status = if failed { "failed" } else { "succeeded" }.to_owned();
         self.store.put_run(&RunRecord { run_id: run_id.clone(), status: status.clone(), views: records })?;
 
@@ -208,6 +247,25 @@ impl Planned {
         Ok(RunReport { run_id, status, views, schedule })
     }
 }
+
+/// Why a view's task stopped short of its commit.
+enum Halt {
+    /// It failed: the message says why.
+    Failed(String),
+    /// The run was cancelled while it ran.
+    Cancelled,
+}
+
+impl From<String> for Halt {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+/// Why a view that was running when the run was cancelled did not commit.
+const CANCELLED: &str = "cancelled while running: nothing committed, the previous output stays";
+/// Why a view that had not started when the run was cancelled did not run.
+const NOT_STARTED: &str = "not started: the run was cancelled";
 
 /// Checks a view's contract on its staged output, before the commit. Violations fail the view.
 async fn check_staged(

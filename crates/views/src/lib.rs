@@ -20,7 +20,7 @@ pub use lazy::LazyView;
 pub use params::{LIST_COLUMN, ListParam, ListStrategy, PARAM_TABLE, ParamType, ParamValue, register_param_table};
 pub use registry::{DependencyMismatch, Registered, RegisteredView, ViewRegistry};
 pub use sql::{SqlView, register_lazy};
-pub use template::{BoundParams, ParamSpec, ViewTemplate};
+pub use template::{BoundParams, ParamSpec, ViewTemplate, build_template};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use dfpipe_plan_walk::Lineage;
 
 use crate::params::{ListStrategy, ParamValue, register_param_table};
-use crate::template::BoundParams;
+use crate::template::build_template;
 use crate::{Result, SqlView, ViewError, ViewTemplate, register_lazy};
 
 /// The named views of one pipeline. [`ViewRegistry::register`] plans each view once, after
@@ -108,18 +108,7 @@ impl ViewRegistry {
             let (df, declared) = match entry {
                 Entry::Sql(view) => (view.plan_with(ctx, self.strategy).await?, None),
                 Entry::Template { template, params } => {
-                    let bound = BoundParams::bind(name, &template.params(), params, self.strategy)?;
-                    let df = template
-                        .build(ctx, &bound)
-                        .await
-                        .map_err(|e| ViewError::Template { view: name.to_owned(), message: e.strip_backtrace() })?;
-                    if let Some(unread) = bound.unread() {
-                        return Err(ViewError::Parameter {
-                            view: name.to_owned(),
-                            message: format!("parameter `{unread}` is declared but the template never reads it"),
-                        });
-                    }
-                    (df, template.depends_on())
+                    (build_template(template.as_ref(), ctx, params, self.strategy).await?, template.depends_on())
                 }
             };
             let lineage = Lineage::of(df.logical_plan())

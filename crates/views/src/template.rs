@@ -37,6 +37,30 @@ pub trait ViewTemplate: Send + Sync + fmt::Debug {
     async fn build(&self, ctx: &SessionContext, params: &BoundParams) -> DfResult<DataFrame>;
 }
 
+/// Builds `template`'s `DataFrame` with `params` checked against its declared parameters,
+/// and lists read through `strategy`. A declared parameter the template never reads is an
+/// error, as is a value for an undeclared one. Nothing executes.
+pub async fn build_template(
+    template: &dyn ViewTemplate,
+    ctx: &SessionContext,
+    params: &BTreeMap<String, ParamValue>,
+    strategy: ListStrategy,
+) -> Result<DataFrame> {
+    let name = template.name();
+    let bound = BoundParams::bind(name, &template.params(), params, strategy)?;
+    let df = template
+        .build(ctx, &bound)
+        .await
+        .map_err(|e| ViewError::Template { view: name.to_owned(), message: e.strip_backtrace() })?;
+    if let Some(unread) = bound.unread() {
+        return Err(ViewError::Parameter {
+            view: name.to_owned(),
+            message: format!("parameter `{unread}` is declared but the template never reads it"),
+        });
+    }
+    Ok(df)
+}
+
 /// A declared parameter of a template.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamSpec {
