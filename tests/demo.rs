@@ -505,3 +505,75 @@ async fn fail_fast_starts_nothing_after_the_first_failure() {
     assert!(stopped > 0);
     assert_eq!(succeeded + stopped + 1, 23, "{:?}", report.views);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_go_to_an_object_store_or_a_file_url() {
+    let demo = Demo::new();
+    let spec_file = demo.path().join(dfpipe_engine::SPEC_FILE);
+    let spec = std::fs::read_to_string(&spec_file).unwrap();
+    demo.append_spec(
+        "\n[views.big_orders]\nmaterialize = \"parquet\"\n\n[views.big_order_count]\nmaterialize = \"parquet\"\n",
+    );
+    demo.write_view("big_orders", "select o_orderkey, o_totalprice from stg_orders where o_totalprice > 100000");
+    demo.write_view("big_order_count", "select count(*) as n from big_orders");
+    let with_memory = std::fs::read_to_string(&spec_file)
+        .unwrap()
+        .replace("output_dir = \"out\"", "output_dir = \"memory://lake/tpch\"");
+    std::fs::write(&spec_file, &with_memory).unwrap();
+
+    // Without the store registered, the run is refused before anything executes.
+    let refused = plan_error(&demo).await.to_string();
+    assert!(refused.contains("no object store is registered for `memory://lake/tpch`"), "{refused}");
+
+    let memory: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let url = url::Url::parse("memory://lake").unwrap();
+    let pipeline = || Pipeline::load(demo.path()).unwrap().with_object_store(url.clone(), Arc::clone(&memory));
+    let options = RunOptions { workers: 2, ..RunOptions::default() };
+    let first = pipeline().plan(&options).await.unwrap().run(Arc::new(|_| {})).await.unwrap();
+    assert_eq!(first.status, "succeeded");
+    assert_eq!(executed(&first).len(), 24);
+    assert!(!demo.path().join("out").exists());
+    // The outputs are in the store, and readable from there.
+    let ctx = SessionContext::new();
+    ctx.register_object_store(&url, Arc::clone(&memory));
+    let read = |view: &str| {
+        let ctx = ctx.clone();
+        let location = format!("memory://lake/tpch/{view}/");
+        async move { ctx.read_parquet(location, ParquetReadOptions::default()).await.unwrap().collect().await.unwrap() }
+    };
+    let big: usize = read("big_orders").await.iter().map(datafusion::arrow::array::RecordBatch::num_rows).sum();
+    assert!(big > 0);
+    let count = read("big_order_count").await;
+    let n = count[0].column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().value(0);
+    assert_eq!(n as usize, big);
+    // A second run finds every output in the store; one deleted is rebuilt (its reader's input
+    // has the same fingerprint, so the reader stays).
+    let again = pipeline().plan(&options).await.unwrap();
+    assert!(again.report().unwrap().views.iter().all(|v| !v.will_run));
+    let listing = object_store::path::Path::from("tpch/big_orders");
+    let files: Vec<_> = futures::TryStreamExt::try_collect(memory.list(Some(&listing))).await.unwrap();
+    for file in files {
+        object_store::ObjectStoreExt::delete(memory.as_ref(), &file.location).await.unwrap();
+    }
+    let rebuilt = pipeline().plan(&options).await.unwrap();
+    let report = rebuilt.report().unwrap();
+    let reasons: BTreeMap<_, _> =
+        report.views.iter().filter(|v| v.will_run).map(|v| (v.name.clone(), v.reason.clone())).collect();
+    assert_eq!(reasons.get("big_orders").map(String::as_str), Some("output missing"), "{reasons:?}");
+    let ran = rebuilt.run(Arc::new(|_| {})).await.unwrap();
+    assert_eq!(executed(&ran), ["big_orders"]);
+    // `check` reads the committed outputs from the store too: a key on `big_orders` holds.
+    demo.append_spec("\n[contracts.big_orders]\nprimary_key = [\"o_orderkey\"]\n");
+    let checked = pipeline().check(3).await.unwrap();
+    assert!(checked.passed, "{checked:?}");
+    assert!(checked.results.iter().any(|r| r.relation == "big_orders" && r.constraint == "primary_key"));
+
+    // A file:// URL is a local directory.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file_url = url::Url::from_directory_path(elsewhere.path()).unwrap();
+    std::fs::write(&spec_file, with_memory.replace("memory://lake/tpch", file_url.as_str())).unwrap();
+    let report = demo.run(RunOptions::default()).await.unwrap();
+    assert_eq!(executed(&report).len(), 24);
+    assert!(elsewhere.path().join("big_order_count").is_dir());
+    std::fs::write(&spec_file, spec).unwrap();
+}

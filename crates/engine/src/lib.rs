@@ -14,6 +14,7 @@ mod run;
 mod spec;
 pub mod tpch;
 
+pub use materialized::OutputDir;
 pub use pipeline::{Pipeline, Planned, RunOptions};
 pub use report::{LineageReport, PlanReport, RunReport, ScheduleReport, ViewLineage, ViewPlanReport, ViewRunReport};
 pub use run::Event;

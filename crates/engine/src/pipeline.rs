@@ -20,10 +20,11 @@ use dfpipe_views::{
 };
 use futures::TryStreamExt;
 
-use crate::materialized::CommittedOutput;
+use crate::materialized::{CommittedOutput, OutputDir};
 use crate::report::{LineageReport, PlanReport, ScheduleReport, ViewLineage, ViewPlanReport};
 use crate::spec::{Materialize, PipelineSpec, SourceFormat, ViewSpec};
 use crate::{EngineError, Result};
+use object_store::ObjectStore;
 
 /// A pipeline directory, loaded and checked but not planned.
 #[derive(Debug, Clone)]
@@ -32,6 +33,10 @@ pub struct Pipeline {
     spec: PipelineSpec,
     /// Views written in Rust, beside the SQL files.
     templates: Vec<Arc<dyn ViewTemplate>>,
+    /// Where materialized views are written.
+    output: OutputDir,
+    /// Object stores to register on the session, for sources and outputs.
+    object_stores: Vec<(url::Url, Arc<dyn ObjectStore>)>,
 }
 
 /// One view of the pipeline before planning: a SQL file or a Rust template.
@@ -129,8 +134,8 @@ pub(crate) struct PlannedView {
 
 /// A pipeline with every view planned, and the decision of what runs.
 pub struct Planned {
-    pub(crate) dir: PathBuf,
     pub(crate) spec: PipelineSpec,
+    pub(crate) output: OutputDir,
     pub(crate) ctx: SessionContext,
     pub(crate) store: Store,
     /// Indexed like the tasks of `graph`.
@@ -148,7 +153,19 @@ impl Pipeline {
     pub fn load(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         let spec = PipelineSpec::load(&dir)?;
-        Ok(Self { dir, spec, templates: Vec::new() })
+        let output = OutputDir::new(&dir, &spec.pipeline.output_dir).map_err(|message| EngineError::Spec {
+            file: dir.join(crate::SPEC_FILE),
+            message: format!("[pipeline] output_dir: {message}"),
+        })?;
+        Ok(Self { dir, spec, templates: Vec::new(), output, object_stores: Vec::new() })
+    }
+
+    /// Registers `store` for URLs starting with `url` (like `s3://bucket`), so that sources
+    /// and `output_dir` may live there. `file://` needs none.
+    #[must_use]
+    pub fn with_object_store(mut self, url: url::Url, store: Arc<dyn ObjectStore>) -> Self {
+        self.object_stores.push((url, store));
+        self
     }
 
     /// Adds a view written in Rust, beside the SQL files. Its `[views.NAME]` table in
@@ -188,15 +205,30 @@ impl Pipeline {
         &self.spec
     }
 
-    /// The directory materialized views are written to.
-    pub fn output_dir(&self) -> PathBuf {
-        self.dir.join(&self.spec.pipeline.output_dir)
+    /// Where materialized views are written.
+    pub fn output_dir(&self) -> &OutputDir {
+        &self.output
     }
 
     /// A session with the profile applied and every source registered. Returns the source
     /// fingerprints by name.
     pub async fn session(&self) -> Result<(SessionContext, BTreeMap<String, Fingerprint>)> {
         let ctx = self.spec.profile.session(&self.dir.join(crate::SPEC_FILE))?;
+        for (url, store) in &self.object_stores {
+            ctx.register_object_store(url, Arc::clone(store));
+        }
+        if let OutputDir::Store(url) = &self.output {
+            let listing = ListingTableUrl::parse(format!("{url}/"))?;
+            if ctx.runtime_env().object_store(listing.object_store()).is_err() {
+                return Err(EngineError::Spec {
+                    file: self.dir.join(crate::SPEC_FILE),
+                    message: format!(
+                        "[pipeline] output_dir: no object store is registered for `{url}`; the command line knows \
+                         local paths and file:// URLs, and Rust code registers others with Pipeline::with_object_store"
+                    ),
+                });
+            }
+        }
         let mut fingerprints = BTreeMap::new();
         for (name, source) in &self.spec.sources {
             let fail = |message: String| EngineError::Source { name: name.clone(), message };
@@ -243,9 +275,9 @@ impl Pipeline {
     pub async fn check(&self, samples: usize) -> Result<dfpipe_contract::CheckReport> {
         let (ctx, _) = self.session().await?;
         for (name, view) in &self.spec.views {
-            let output = self.output_dir().join(name);
-            if view.materialize == Materialize::Parquet && output.exists() {
-                ctx.register_parquet(name, output.to_string_lossy().as_ref(), ParquetReadOptions::default()).await?;
+            if view.materialize == Materialize::Parquet && self.output.has_output(&ctx, name).await? {
+                let url = self.output.listing_url(name)?;
+                ctx.register_parquet(name, url.as_str(), ParquetReadOptions::default()).await?;
             }
         }
         let contracts: Vec<_> = self.spec.contracts.values().cloned().collect();
@@ -322,9 +354,8 @@ impl Pipeline {
             if spec.materialize == Materialize::Lazy {
                 register_lazy(&ctx, view.name(), df)?;
             } else {
-                let dir = self.output_dir().join(view.name());
                 let schema = output.schema().as_arrow().clone();
-                let table = CommittedOutput::new(&schema, dir, spec.partition_by.clone());
+                let table = CommittedOutput::new(&schema, &self.output, view.name(), spec.partition_by.clone())?;
                 ctx.register_table(view.name(), Arc::new(table))?;
             }
             logical.push((view.name().to_owned(), spec, output.into_unoptimized_plan()));
@@ -412,9 +443,14 @@ impl Pipeline {
         } else {
             Some(graph.select(&selectors)?.into_iter().map(|id| graph.name(id).to_owned()).collect())
         };
-        let output_dir = self.output_dir();
+        let mut committed = BTreeSet::new();
+        for view in planned.iter().filter(|v| v.spec.materialize != Materialize::Lazy) {
+            if self.output.has_output(&ctx, &view.name).await? {
+                committed.insert(view.name.clone());
+            }
+        }
         for view in &mut planned {
-            decide(view, last_run.as_ref(), options.full, selected.as_ref(), &output_dir);
+            decide(view, last_run.as_ref(), options.full, selected.as_ref(), &committed);
         }
         // Costs: measured on the last run, else estimated from the plan's statistics.
         let evidence: Vec<TaskEvidence> = planned.iter().map(|v| evidence(v, last_run.as_ref())).collect();
@@ -427,8 +463,8 @@ impl Pipeline {
             };
         }
         Ok(Planned {
-            dir: self.dir.clone(),
             spec: self.spec.clone(),
+            output: self.output.clone(),
             ctx,
             store,
             views: planned,
@@ -560,7 +596,7 @@ fn decide(
     last_run: Option<&RunRecord>,
     full: bool,
     selected: Option<&BTreeSet<String>>,
-    output_dir: &Path,
+    committed: &BTreeSet<String>,
 ) {
     let last = last_run.and_then(|r| r.views.iter().find(|v| v.name == view.name));
     view.output_fingerprint = last.and_then(|l| l.output_fingerprint.clone());
@@ -573,7 +609,7 @@ fn decide(
     } else {
         match &view.output_fingerprint {
             None => (true, "no previous run".to_owned()),
-            Some(_) if !output_dir.join(&view.name).exists() => (true, "output missing".to_owned()),
+            Some(_) if !committed.contains(&view.name) => (true, "output missing".to_owned()),
             Some(built) if *built != view.fingerprint => (true, "fingerprint changed".to_owned()),
             Some(_) => (false, dfpipe_artifacts::UNCHANGED.to_owned()),
         }

@@ -9,6 +9,7 @@ use dfpipe_artifacts::{RunRecord, ViewRecord, collect_metrics};
 use dfpipe_scheduler::{ExecuteOptions, TaskOutcome};
 use dfpipe_writer::{SortColumn, WriteSpec, clean_staging, write};
 
+use crate::materialized::OutputDir;
 use crate::pipeline::Planned;
 use crate::report::{RunReport, ViewRunReport};
 use crate::{EngineError, Result};
@@ -48,13 +49,14 @@ impl Planned {
     /// commits their outputs, and records the bundles and the run in the store. A failed
     /// view skips its descendants; independent branches go on.
     pub async fn run(self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
-        let output_dir = self.dir.join(&self.spec.pipeline.output_dir);
-        std::fs::create_dir_all(&output_dir).map_err(|source| EngineError::Io {
-            action: "cannot create output directory",
-            path: output_dir.clone(),
-            source,
-        })?;
-        let leftovers = clean_staging(&self.ctx.runtime_env(), &output_dir.to_string_lossy()).await?;
+        if let OutputDir::Local(dir) = &self.output {
+            std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+                action: "cannot create output directory",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let leftovers = clean_staging(&self.ctx.runtime_env(), &self.output.location()).await?;
         if leftovers > 0 {
             tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
         }
@@ -87,7 +89,7 @@ impl Planned {
                         .map_while(|s| SortColumn::parse(s).ok().filter(|k| schema.index_of(&k.column).is_ok()))
                         .collect();
                     let spec = WriteSpec {
-                        target: output_dir.join(&view.name).to_string_lossy().into_owned(),
+                        target: self.output.target(&view.name),
                         options: parquet.clone(),
                         partition_by: view.spec.partition_by.clone(),
                         sort_by,

@@ -1,7 +1,7 @@
 //! The pipeline spec: `dfpipe.toml`, parsed strictly with serde.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dfpipe_contract::Contract;
 use serde::{Deserialize, Serialize};
@@ -37,13 +37,14 @@ pub struct PipelineSpec {
 pub struct PipelineSection {
     /// The pipeline's name.
     pub name: String,
-    /// Where materialized views are written, relative to the pipeline directory.
+    /// Where materialized views are written: a directory relative to the pipeline directory,
+    /// or an object-store URL.
     #[serde(default = "default_output_dir")]
-    pub output_dir: PathBuf,
+    pub output_dir: String,
 }
 
-fn default_output_dir() -> PathBuf {
-    PathBuf::from("out")
+fn default_output_dir() -> String {
+    "out".to_owned()
 }
 
 /// `[profile]`: how DataFusion plans and runs the views.
