@@ -419,8 +419,19 @@ async fn rust_templates_run_beside_sql_views() {
     let options = RunOptions { params: vec!["big_orders_rs.min_total=400000.0".into()], ..RunOptions::default() };
     let rerun = run_with_template(&demo, template(), options).await.unwrap();
     assert_eq!(executed(&rerun), ["big_orders_rs", "big_rs_customers"]);
+    // The reader read the upstream's new files, not the listing planning saw.
+    assert_eq!(rerun.status, "succeeded", "{:?}", rerun.views);
     let expected = ctx.sql("select * from orders where o_totalprice > 400000").await.unwrap().count().await.unwrap();
     assert_eq!(output_rows(&demo, "big_orders_rs").await, expected);
+    let customers = ctx
+        .sql("select count(distinct o_custkey) from orders where o_totalprice > 400000")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let customers = customers[0].column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap();
+    assert_eq!(output_rows(&demo, "big_rs_customers").await as i64, customers.value(0));
 
     // Declared dependencies must be what the plan reads.
     let wrong = run_with_template(&demo, BigOrders { declares: "stg_customer" }, RunOptions::default()).await;
@@ -445,15 +456,20 @@ async fn rust_templates_run_beside_sql_views() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_commits_nothing_more_and_keeps_every_output() {
     let demo = Demo::new();
+    // A materialized reader below one of the views that will change.
+    demo.append_spec("\n[views.after_q01]\nmaterialize = \"parquet\"\n");
+    demo.write_view("after_q01", "select count(*) as n from q01");
     demo.run(RunOptions::default()).await.unwrap();
+    let changing = ["after_q01", "q01", "q03", "q06"];
     let before: BTreeMap<String, usize> = {
         let mut rows = BTreeMap::new();
-        for view in ["q01", "q03", "q06"] {
+        for view in changing {
             rows.insert(view.to_owned(), output_rows(&demo, view).await);
         }
         rows
     };
-    // Three views change; the run is cancelled as soon as the first of them starts.
+    // Three views change, and so does the reader; the run is cancelled as soon as the first
+    // of them starts.
     demo.write_view("q01", "select l_returnflag, count(*) as n from stg_lineitem group by l_returnflag");
     demo.write_view("q03", "select o_orderkey from stg_orders limit 5");
     demo.write_view("q06", "select sum(l_quantity) as q from stg_lineitem");
@@ -469,19 +485,22 @@ async fn a_cancelled_run_commits_nothing_more_and_keeps_every_output() {
         .await
         .unwrap();
     assert_eq!(report.status, "failed");
-    let changed: Vec<_> = report.views.iter().filter(|v| ["q01", "q03", "q06"].contains(&v.name.as_str())).collect();
+    let changed: Vec<_> = report.views.iter().filter(|v| changing.contains(&v.name.as_str())).collect();
     assert!(changed.iter().all(|v| v.status == "skipped"), "{changed:?}");
     let reasons: Vec<&str> = changed.iter().filter_map(|v| v.reason.as_deref()).collect();
     assert_eq!(reasons.iter().filter(|r| r.starts_with("cancelled while running")).count(), 1, "{reasons:?}");
-    assert_eq!(reasons.iter().filter(|r| **r == "not started: the run was cancelled").count(), 2, "{reasons:?}");
+    // Below the cancelled view too: not started, rather than failed.
+    assert_eq!(reasons.iter().filter(|r| **r == "not started: the run was cancelled").count(), 3, "{reasons:?}");
+    assert!(report.views.iter().all(|v| v.status == "succeeded" || v.status == "skipped"), "{:?}", report.views);
     // Every previous output is whole, and nothing is left in staging.
     for (view, rows) in &before {
         assert_eq!(output_rows(&demo, view).await, *rows, "{view}");
     }
     assert_eq!(std::fs::read_dir(demo.path().join("out").join(".staging")).map_or(0, Iterator::count), 0);
-    // The next run executes exactly the three views (re-ranked as durations come in).
+    // The next run executes exactly those views (re-ranked as durations come in).
     let next = demo.run(RunOptions { dynamic: true, ..RunOptions::default() }).await.unwrap();
-    assert_eq!(executed(&next), ["q01", "q03", "q06"]);
+    assert_eq!(next.status, "succeeded");
+    assert_eq!(executed(&next), changing);
     assert_eq!(output_rows(&demo, "q03").await, 5);
 }
 
@@ -533,11 +552,11 @@ async fn outputs_go_to_an_object_store_or_a_file_url() {
     assert_eq!(first.status, "succeeded");
     assert_eq!(executed(&first).len(), 24);
     assert!(!demo.path().join("out").exists());
-    // The outputs are in the store, and readable from there.
-    let ctx = SessionContext::new();
-    ctx.register_object_store(&url, Arc::clone(&memory));
+    // The outputs are in the store, and readable from there (a new session each time: a
+    // session caches the listings it reads).
     let read = |view: &str| {
-        let ctx = ctx.clone();
+        let ctx = SessionContext::new();
+        ctx.register_object_store(&url, Arc::clone(&memory));
         let location = format!("memory://lake/tpch/{view}/");
         async move { ctx.read_parquet(location, ParquetReadOptions::default()).await.unwrap().collect().await.unwrap() }
     };
@@ -562,6 +581,15 @@ async fn outputs_go_to_an_object_store_or_a_file_url() {
     assert_eq!(reasons.get("big_orders").map(String::as_str), Some("output missing"), "{reasons:?}");
     let ran = rebuilt.run(Arc::new(|_| {})).await.unwrap();
     assert_eq!(executed(&ran), ["big_orders"]);
+    // A changed upstream is rebuilt in the store, and its reader reads the new files.
+    demo.write_view("big_orders", "select o_orderkey, o_totalprice from stg_orders where o_totalprice > 200000");
+    let changed = pipeline().plan(&options).await.unwrap().run(Arc::new(|_| {})).await.unwrap();
+    assert_eq!(changed.status, "succeeded", "{:?}", changed.views);
+    assert_eq!(executed(&changed), ["big_order_count", "big_orders"]);
+    let big: usize = read("big_orders").await.iter().map(datafusion::arrow::array::RecordBatch::num_rows).sum();
+    let count = read("big_order_count").await;
+    let n = count[0].column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().value(0);
+    assert_eq!(n as usize, big);
     // `check` reads the committed outputs from the store too: a key on `big_orders` holds.
     demo.append_spec("\n[contracts.big_orders]\nprimary_key = [\"o_orderkey\"]\n");
     let checked = pipeline().check(3).await.unwrap();

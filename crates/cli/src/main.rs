@@ -225,6 +225,10 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             let options =
                 RunOptions { full, select, workers, params, fail_fast, dynamic, cancel, ..RunOptions::default() };
             let planned = pipeline.plan(&options).await?;
+            if options.cancel.is_cancelled() {
+                eprintln!("cancelled while planning: nothing ran");
+                return Ok(ExitCode::from(1));
+            }
             let bar = progress_bar(json);
             let shown = bar.clone();
             let report = planned

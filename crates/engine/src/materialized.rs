@@ -65,7 +65,8 @@ impl OutputDir {
     /// The output of `view` as a listing location (a directory).
     pub(crate) fn listing_url(&self, view: &str) -> Result<ListingTableUrl> {
         match self {
-            Self::Local(dir) => ListingTableUrl::parse(dir.join(view).to_string_lossy()),
+            // The trailing `/` makes it a directory, whether or not it exists yet.
+            Self::Local(dir) => ListingTableUrl::parse(format!("{}/", dir.join(view).to_string_lossy())),
             Self::Store(url) => ListingTableUrl::parse(format!("{url}/{view}/")),
         }
     }

@@ -176,6 +176,11 @@ impl Pipeline {
     pub fn with_template(mut self, template: impl ViewTemplate + 'static) -> Result<Self> {
         let name = template.name().to_owned();
         let clash = |message: String| EngineError::Spec { file: self.dir.join(crate::SPEC_FILE), message };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(clash(format!(
+                "template name `{name}` is not a plain identifier; use letters, digits and `_` (it names the output)"
+            )));
+        }
         if self.templates.iter().any(|t| t.name() == name) {
             return Err(clash(format!("two templates are named `{name}`; view names are unique")));
         }
@@ -523,6 +528,15 @@ impl Pipeline {
                 .and_then(|mut table| table.remove("v"))
                 .unwrap_or_else(|| toml::Value::String(value.to_owned()));
             overridden.entry(view.to_owned()).or_default().insert(name.trim().to_owned(), value);
+        }
+        if let Some(template) = self.templates.iter().find(|t| dir.join(format!("{}.sql", t.name())).exists()) {
+            return Err(EngineError::Spec {
+                file: self.dir.join(crate::SPEC_FILE),
+                message: format!(
+                    "template `{0}` has the name of the SQL view views/{0}.sql; rename one of them",
+                    template.name()
+                ),
+            });
         }
         for name in self.spec.views.keys() {
             let file = dir.join(format!("{name}.sql"));

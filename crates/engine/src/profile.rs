@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -93,7 +94,10 @@ impl Profile {
                 .set(&key, &value)
                 .map_err(|e| spec_error(format!("[profile] setting `{key} = {value}`: {}", e.strip_backtrace())))?;
         }
-        let mut runtime = RuntimeEnvBuilder::new();
+        // No cached file listings: a run replaces the files of a materialized view, and its
+        // readers, planned again after that commit, must list the new ones.
+        let mut runtime =
+            RuntimeEnvBuilder::new().with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
         if let Some(limit) = &self.memory_limit {
             let bytes = parse_size(limit).ok_or_else(|| {
                 spec_error(format!("[profile] memory_limit `{limit}` is not a size like \"4GiB\" or \"512MB\""))

@@ -1,6 +1,6 @@
 //! Executing a planned pipeline: write what must run, in critical-path order, then record.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -157,8 +157,22 @@ impl Planned {
         let mut views = Vec::with_capacity(self.views.len());
         let mut records = Vec::with_capacity(self.views.len());
         let mut measured = vec![0u64; self.views.len()];
+        // Views stopped by the cancellation, and whether any view that had to run was.
+        let cancelled: BTreeSet<usize> = (report.outcomes.iter().enumerate())
+            .filter(|(_, o)| matches!(o, TaskOutcome::Failed { error: Halt::Cancelled, .. }))
+            .map(|(id, _)| id)
+            .collect();
+        let mut interrupted = false;
         for (id, (view, outcome)) in self.views.iter().zip(report.outcomes).enumerate() {
             let ran = matches!(outcome, TaskOutcome::Succeeded { value: Some(_), .. });
+            let stopped_by_cancel = view.will_run
+                && match &outcome {
+                    TaskOutcome::Failed { error: Halt::Cancelled, .. } => true,
+                    TaskOutcome::UpstreamFailed { failed } => cancelled.contains(failed),
+                    TaskOutcome::Cancelled => cancel.is_cancelled(),
+                    _ => false,
+                };
+            interrupted |= stopped_by_cancel;
             let mut executed_plan = None;
             let (status, reason, rows, duration_ms, metrics) = match outcome {
                 TaskOutcome::Succeeded { value: Some(executed), duration } => {
@@ -167,17 +181,13 @@ impl Planned {
                     executed_plan = Some(executed.physical);
                     ("succeeded", None, executed.rows, Some(ms), executed.metrics)
                 }
-                // A view with nothing to do keeps its reason, even when a stop kept the
-                // executor from visiting it.
-                TaskOutcome::Succeeded { value: None, .. } | TaskOutcome::Cancelled if !view.will_run => {
-                    ("skipped", Some(view.reason.clone()), None, None, BTreeMap::new())
-                }
-                TaskOutcome::Succeeded { value: None, .. } => {
-                    ("skipped", Some(view.reason.clone()), None, None, BTreeMap::new())
-                }
+                // A view with nothing to do keeps its reason, whether or not a failure or a
+                // stop kept the executor from visiting it.
+                _ if !view.will_run => ("skipped", Some(view.reason.clone()), None, None, BTreeMap::new()),
                 TaskOutcome::Failed { error: Halt::Cancelled, .. } => {
                     ("skipped", Some(CANCELLED.to_owned()), None, None, BTreeMap::new())
                 }
+                _ if stopped_by_cancel => ("skipped", Some(NOT_STARTED.to_owned()), None, None, BTreeMap::new()),
                 TaskOutcome::Failed { error: Halt::Failed(error), duration } => {
                     ("failed", Some(error), None, Some(duration.as_millis() as u64), BTreeMap::new())
                 }
@@ -188,10 +198,7 @@ impl Planned {
                     None,
                     BTreeMap::new(),
                 ),
-                TaskOutcome::Cancelled if cancel.is_cancelled() => {
-                    ("skipped", Some(NOT_STARTED.to_owned()), None, None, BTreeMap::new())
-                }
-                TaskOutcome::Cancelled => (
+                TaskOutcome::Succeeded { value: None, .. } | TaskOutcome::Cancelled => (
                     "skipped",
                     Some("not started: an earlier failure stopped the run (--fail-fast)".to_owned()),
                     None,
@@ -230,9 +237,8 @@ impl Planned {
                 cost_source: view.cost_source.to_owned(),
             });
         }
-        // A cancelled run did not do what it was asked: it fails, and its views run next time.
-        let failed =
-            cancel.is_cancelled() || views.iter().any(|v| v.status == "failed" || v.status == "upstream_failed");
+        // A run stopped before it did what it was asked fails; its views run next time.
+        let failed = interrupted || views.iter().any(|v| v.status == "failed" || v.status == "upstream_failed");
         let status = if failed { "failed" } else { "succeeded" }.to_owned();
         self.store.put_run(&RunRecord { run_id: run_id.clone(), status: status.clone(), views: records })?;
 
