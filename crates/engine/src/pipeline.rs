@@ -15,8 +15,7 @@ use dfpipe_artifacts::{CaptureOptions, Environment, Fingerprint, PlanBundle, Run
 use dfpipe_plan_walk::Lineage;
 use dfpipe_scheduler::{CancelToken, CostModel, CostSource, Metrics, Schedule, Selector, TaskEvidence, TaskGraph};
 use dfpipe_views::{
-    ListParam, ListStrategy, ParamValue, RegisteredView, SqlView, ViewError, ViewTemplate, build_template,
-    register_lazy,
+    ListParam, ListStrategy, ParamValue, RegisteredView, SqlView, ViewError, ViewSource, ViewTemplate, register_lazy,
 };
 use futures::TryStreamExt;
 
@@ -39,49 +38,22 @@ pub struct Pipeline {
     object_stores: Vec<(url::Url, Arc<dyn ObjectStore>)>,
 }
 
-/// One view of the pipeline before planning: a SQL file or a Rust template.
-enum ViewSource {
-    Sql(Box<SqlView>),
-    Template { template: Arc<dyn ViewTemplate>, params: BTreeMap<String, ParamValue> },
-}
-
-impl ViewSource {
-    fn name(&self) -> &str {
-        match self {
-            Self::Sql(view) => view.name(),
-            Self::Template { template, .. } => template.name(),
-        }
-    }
-
-    /// The names it reads, as far as they are known before planning: those its SQL names,
-    /// or those its template declares.
-    fn references(&self) -> Vec<String> {
-        match self {
-            Self::Sql(view) => view.references().to_vec(),
-            Self::Template { template, .. } => template.depends_on().unwrap_or_default(),
-        }
-    }
-
-    /// Its lazy plan. A template's declared dependencies must be what its plan reads.
-    async fn plan(&self, ctx: &SessionContext, views: &BTreeSet<String>) -> Result<DataFrame> {
-        match self {
-            Self::Sql(view) => Ok(view.plan(ctx).await?),
-            Self::Template { template, params } => {
-                let df = build_template(template.as_ref(), ctx, params, ListStrategy::default()).await?;
-                let inferred = Lineage::of(df.logical_plan())
-                    .map_err(|e| ViewError::Lineage { view: template.name().to_owned(), message: e.to_string() })?;
-                let registered = RegisteredView {
-                    name: template.name().to_owned(),
-                    dataframe: df,
-                    depends_on: inferred.depends_on,
-                    declared: template.depends_on(),
-                };
-                match registered.mismatch(views) {
-                    Some(mismatch) => Err(ViewError::Dependencies(mismatch).into()),
-                    None => Ok(registered.dataframe),
-                }
-            }
-        }
+/// Plans `view`. A template's declared dependencies must be what its plan reads; `views`
+/// are the names of the pipeline's views.
+async fn plan_view(view: &ViewSource, ctx: &SessionContext, views: &BTreeSet<String>) -> Result<DataFrame> {
+    let df = view.plan(ctx, ListStrategy::default()).await?;
+    let Some(declared) = view.declared() else { return Ok(df) };
+    let inferred = Lineage::of(df.logical_plan())
+        .map_err(|e| ViewError::Lineage { view: view.name().to_owned(), message: e.to_string() })?;
+    let planned = RegisteredView {
+        name: view.name().to_owned(),
+        dataframe: df,
+        depends_on: inferred.depends_on,
+        declared: Some(declared),
+    };
+    match planned.mismatch(views) {
+        Some(mismatch) => Err(ViewError::Dependencies(mismatch).into()),
+        None => Ok(planned.dataframe),
     }
 }
 
@@ -352,7 +324,7 @@ impl Pipeline {
         for &id in &order {
             let view = &views[id];
             let spec = self.spec.views.get(view.name()).cloned().unwrap_or_default();
-            let df = view.plan(&ctx, &view_names).await?;
+            let df = plan_view(view, &ctx, &view_names).await?;
             let output = shape_output(df.clone(), &spec, &ctx, view.name(), &self.dir)?;
             // Readers of a lazy view plan it inline; readers of a materialized view read its
             // committed output.

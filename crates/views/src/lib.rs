@@ -18,7 +18,7 @@ mod template;
 pub use fragment::{filter, parse_filter};
 pub use lazy::LazyView;
 pub use params::{LIST_COLUMN, ListParam, ListStrategy, PARAM_TABLE, ParamType, ParamValue, register_param_table};
-pub use registry::{DependencyMismatch, Registered, RegisteredView, ViewRegistry};
+pub use registry::{DependencyMismatch, Registered, RegisteredView, ViewRegistry, ViewSource};
 pub use sql::{SqlView, register_lazy};
 pub use template::{BoundParams, ParamSpec, ViewTemplate, build_template};
 

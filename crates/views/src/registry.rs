@@ -15,30 +15,56 @@ use crate::{Result, SqlView, ViewError, ViewTemplate, register_lazy};
 /// the views it names, and registers it as a [`crate::LazyView`]. Nothing executes.
 #[derive(Debug, Default)]
 pub struct ViewRegistry {
-    entries: Vec<Entry>,
+    entries: Vec<ViewSource>,
     index: BTreeMap<String, usize>,
     strategy: ListStrategy,
 }
 
+/// One view before planning: a SQL file, or a Rust template with its parameter values.
 #[derive(Debug)]
-enum Entry {
+pub enum ViewSource {
+    /// A view read from `views/<name>.sql`.
     Sql(Box<SqlView>),
-    Template { template: Arc<dyn ViewTemplate>, params: BTreeMap<String, ParamValue> },
+    /// A view built by a template.
+    Template {
+        /// The template.
+        template: Arc<dyn ViewTemplate>,
+        /// Its parameter values, checked when it is planned.
+        params: BTreeMap<String, ParamValue>,
+    },
 }
 
-impl Entry {
-    fn name(&self) -> &str {
+impl ViewSource {
+    /// The view's name.
+    pub fn name(&self) -> &str {
         match self {
             Self::Sql(v) => v.name(),
             Self::Template { template, .. } => template.name(),
         }
     }
 
-    /// The names this view reads, as far as they are known before planning.
-    fn expects(&self) -> Vec<String> {
+    /// The names this view reads, as far as they are known before planning: those its SQL
+    /// names, or those its template declares. Only for ordering the planning.
+    pub fn references(&self) -> Vec<String> {
         match self {
             Self::Sql(v) => v.references().to_vec(),
             Self::Template { template, .. } => template.depends_on().unwrap_or_default(),
+        }
+    }
+
+    /// The dependencies a template declares, to check against its plan; `None` for SQL.
+    pub fn declared(&self) -> Option<Vec<String>> {
+        match self {
+            Self::Sql(_) => None,
+            Self::Template { template, .. } => template.depends_on(),
+        }
+    }
+
+    /// The view's lazy plan, with lists read through `strategy`. Nothing executes.
+    pub async fn plan(&self, ctx: &SessionContext, strategy: ListStrategy) -> Result<DataFrame> {
+        match self {
+            Self::Sql(view) => view.plan_with(ctx, strategy).await,
+            Self::Template { template, params } => build_template(template.as_ref(), ctx, params, strategy).await,
         }
     }
 }
@@ -58,7 +84,7 @@ impl ViewRegistry {
 
     /// Adds a SQL view.
     pub fn add_sql(&mut self, view: SqlView) -> Result<()> {
-        self.add(Entry::Sql(Box::new(view)))
+        self.add(ViewSource::Sql(Box::new(view)))
     }
 
     /// Adds a template with its parameter values (checked when the registry is registered).
@@ -68,10 +94,10 @@ impl ViewRegistry {
         params: impl IntoIterator<Item = (String, V)>,
     ) -> Result<()> {
         let params = params.into_iter().map(|(k, v)| (k, v.into())).collect();
-        self.add(Entry::Template { template: Arc::new(template), params })
+        self.add(ViewSource::Template { template: Arc::new(template), params })
     }
 
-    fn add(&mut self, entry: Entry) -> Result<()> {
+    fn add(&mut self, entry: ViewSource) -> Result<()> {
         let name = entry.name().to_owned();
         if self.index.contains_key(&name) {
             return Err(ViewError::Duplicate { view: name });
@@ -83,7 +109,7 @@ impl ViewRegistry {
 
     /// The views' names, in the order they were added.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(Entry::name)
+        self.entries.iter().map(ViewSource::name)
     }
 
     /// How many views the registry holds.
@@ -105,12 +131,7 @@ impl ViewRegistry {
         for id in self.order()? {
             let entry = &self.entries[id];
             let name = entry.name();
-            let (df, declared) = match entry {
-                Entry::Sql(view) => (view.plan_with(ctx, self.strategy).await?, None),
-                Entry::Template { template, params } => {
-                    (build_template(template.as_ref(), ctx, params, self.strategy).await?, template.depends_on())
-                }
-            };
+            let (df, declared) = (entry.plan(ctx, self.strategy).await?, entry.declared());
             let lineage = Lineage::of(df.logical_plan())
                 .map_err(|e| ViewError::Lineage { view: name.to_owned(), message: e.to_string() })?;
             register_lazy(ctx, name, df.clone())
@@ -134,7 +155,7 @@ impl ViewRegistry {
         let mut readers: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (id, entry) in self.entries.iter().enumerate() {
             let deps: BTreeSet<usize> =
-                entry.expects().iter().filter_map(|d| self.index.get(d).copied()).filter(|&d| d != id).collect();
+                entry.references().iter().filter_map(|d| self.index.get(d).copied()).filter(|&d| d != id).collect();
             waiting[id] = deps.len();
             for dep in deps {
                 readers[dep].push(id);

@@ -47,6 +47,11 @@ async fn files(ctx: &SessionContext, dir: &str) -> Vec<String> {
 }
 
 /// Two local output directories' worth of scenarios share one body.
+/// Writes all of `t` to `target` and commits it: the previous output of the tests.
+async fn commit_all(ctx: &SessionContext, target: &str) -> dfpipe_writer::WriteReport {
+    write(plan(ctx, "select * from t").await, &ctx.state(), &spec(target, &[])).await.unwrap().commit().await.unwrap()
+}
+
 fn out_dirs(local: &tempfile::TempDir) -> [String; 2] {
     [local.path().join("out").to_string_lossy().into_owned(), "memory://bucket/out".to_owned()]
 }
@@ -80,12 +85,7 @@ async fn a_failure_mid_write_leaves_the_previous_output_whole_and_no_partial_fil
     for out in out_dirs(&dir) {
         let ctx = context(4);
         let target = format!("{out}/t");
-        let previous = write(plan(&ctx, "select * from t").await, &ctx.state(), &spec(&target, &[]))
-            .await
-            .unwrap()
-            .commit()
-            .await
-            .unwrap();
+        let previous = commit_all(&ctx, &target).await;
         let before = files(&ctx, &target).await;
 
         // 30 batches reach the sink (and its files) before the source fails.
@@ -108,12 +108,7 @@ async fn a_cancelled_write_leaves_the_previous_output_whole() {
     for out in out_dirs(&dir) {
         let ctx = context(4);
         let target = format!("{out}/t");
-        write(plan(&ctx, "select * from t").await, &ctx.state(), &spec(&target, &[]))
-            .await
-            .unwrap()
-            .commit()
-            .await
-            .unwrap();
+        commit_all(&ctx, &target).await;
         let before = files(&ctx, &target).await;
         register_faulty(&ctx, 10, true);
         let faulty = plan(&ctx, "select * from faulty").await;
@@ -135,12 +130,7 @@ async fn leftovers_of_a_crashed_write_are_removed_by_the_next_run() {
     for out in out_dirs(&dir) {
         let ctx = context(2);
         let target = format!("{out}/t");
-        write(plan(&ctx, "select * from t").await, &ctx.state(), &spec(&target, &[]))
-            .await
-            .unwrap()
-            .commit()
-            .await
-            .unwrap();
+        commit_all(&ctx, &target).await;
         let before = files(&ctx, &target).await;
         put(&ctx, &format!("{out}/.staging/t-123-456/part-0.parquet"), b"half a file").await;
         put(&ctx, &format!("{out}/.staging/u-123-456/a/b.parquet"), b"half a file").await;
@@ -157,12 +147,7 @@ async fn a_commit_that_crashed_half_way_is_rolled_back_to_the_previous_output() 
     for out in out_dirs(&dir) {
         let ctx = context(2);
         let target = format!("{out}/t");
-        let report = write(plan(&ctx, "select * from t").await, &ctx.state(), &spec(&target, &[]))
-            .await
-            .unwrap()
-            .commit()
-            .await
-            .unwrap();
+        let report = commit_all(&ctx, &target).await;
         let before = files(&ctx, &target).await;
         let retired = format!("{out}/.staging/t.retired");
         if out.starts_with("memory://") {
