@@ -56,7 +56,7 @@ async fn first_run_executes_every_query_and_second_run_nothing() {
         assert!(executed(&again).is_empty(), "{again:#?}");
         for v in again.views.iter().filter(|v| v.name.starts_with('q')) {
             assert_eq!(v.reason.as_deref(), Some("fingerprint unchanged"), "{v:?}");
-            assert_eq!(v.cost_source, "measured");
+            assert_eq!(v.cost_source, dfpipe_engine::CostSource::Measured);
         }
     }
 }

@@ -20,7 +20,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[command(
     name = "dfpipe",
     version,
-    after_help = "Exit codes: 0 success, 1 a view or contract failed, 2 usage or specification error.\n\
+    after_help = "Exit codes: 0 success, 1 a view or contract failed, 2 usage or specification error, \
+                  3 internal or environment failure (IO, the store, a bug).\n\
                   Environment: RUST_LOG sets log levels (logs go to stderr); DFPIPE_DEMO_DIR is where the \
                   built-in demo is laid out (default: the system temporary directory)."
 )]
@@ -203,14 +204,14 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(3);
         }
     };
     match runtime.block_on(execute(cli.command)) {
         Ok(code) => code,
         Err(error) => {
             output::error(&error, json);
-            ExitCode::from(2)
+            ExitCode::from(if error.is_internal() { 3 } else { 2 })
         }
     }
 }
@@ -350,8 +351,8 @@ fn load(args: &PipelineArgs) -> Result<Pipeline, EngineError> {
 }
 
 fn unknown_view(names: &[&str], view: &str) -> EngineError {
-    EngineError::Spec {
-        file: PathBuf::from("--view"),
+    EngineError::Usage {
+        flag: "--view".to_owned(),
         message: format!("no view named `{view}`; the views are: {}", names.join(", ")),
     }
 }

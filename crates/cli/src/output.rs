@@ -27,6 +27,8 @@ pub(crate) fn json<T: Serialize>(value: &T) {
 pub(crate) fn error(error: &EngineError, as_json: bool) {
     if as_json {
         json(&serde_json::json!({"error": {"kind": error.kind(), "message": error.to_string()}}));
+    } else if error.is_internal() {
+        eprintln!("error (internal or environment failure): {error}");
     } else {
         eprintln!("error: {error}");
     }

@@ -5,17 +5,25 @@
 //! decides what runs, and predicts the schedule (scheduler). [`Planned::run`] executes what
 //! must run through the writer, and records the bundles and the run in the store.
 
+mod capture;
+mod dag;
+mod decide;
+mod fingerprint;
 mod history;
-mod materialized;
+mod output;
 mod pipeline;
+mod planned;
 mod profile;
+mod record;
 mod report;
 mod run;
+mod sources;
 mod spec;
 pub mod tpch;
+mod views;
 
-pub use materialized::OutputDir;
-pub use pipeline::{Pipeline, Planned, RunOptions};
+pub use pipeline::{Pipeline, RunOptions};
+pub use planned::Planned;
 pub use report::{LineageReport, PlanReport, RunReport, ScheduleReport, ViewLineage, ViewPlanReport, ViewRunReport};
 pub use run::Event;
 pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
@@ -23,12 +31,14 @@ pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, Sour
 pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, ViewChange, ViewDiff};
 pub use dfpipe_contract::CheckReport;
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
-pub use dfpipe_scheduler::CancelToken;
+pub use dfpipe_scheduler::{CancelToken, CostSource};
 pub use dfpipe_views::{BoundParams, ParamSpec, ViewTemplate};
 
 use std::path::PathBuf;
 
-/// Errors raised by the engine. All but [`EngineError::Io`] are errors in the user's pipeline.
+/// Errors raised by the engine, in two classes ([`EngineError::is_internal`]): errors in
+/// the user's pipeline or command line, and failures of the environment (IO, the store) or
+/// of dfpipe and DataFusion themselves.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// `dfpipe.toml` is missing, malformed or inconsistent.
@@ -39,6 +49,14 @@ pub enum EngineError {
         /// What is wrong, with the line and key where known.
         message: String,
     },
+    /// A command-line flag or an argument of a Rust call is wrong.
+    #[error("{flag}: {message}")]
+    Usage {
+        /// The flag or argument, like `--select`.
+        flag: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A source cannot be registered.
     #[error("source `{name}`: {message}")]
     Source {
@@ -47,12 +65,9 @@ pub enum EngineError {
         /// What is wrong and what to do.
         message: String,
     },
-    /// A view is refused or does not plan.
+    /// A view is refused or does not plan, or views read each other in a cycle.
     #[error(transparent)]
     View(#[from] dfpipe_views::ViewError),
-    /// The views reference each other in a cycle.
-    #[error("views read each other in a cycle: {}. Each view reads the next; change one of them to break the cycle.", .0.join(" -> "))]
-    Cycle(Vec<String>),
     /// The schedule could not be built.
     #[error(transparent)]
     Schedule(dfpipe_scheduler::SchedulerError),
@@ -66,7 +81,7 @@ pub enum EngineError {
     #[error(transparent)]
     Write(#[from] dfpipe_writer::WriteError),
     /// An unexpected DataFusion failure.
-    #[error("{0}")]
+    #[error("{}", .0.strip_backtrace())]
     DataFusion(#[from] datafusion::error::DataFusionError),
     /// A filesystem operation failed.
     #[error("{action} {}: {source}", path.display())]
@@ -78,6 +93,9 @@ pub enum EngineError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A bug: something dfpipe assumes did not hold.
+    #[error("internal error: {0}. This is a bug in dfpipe; please report it with the command that failed")]
+    Internal(String),
 }
 
 impl EngineError {
@@ -85,17 +103,45 @@ impl EngineError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Spec { .. } => "spec",
+            Self::Usage { .. } => "usage",
             Self::Source { .. } => "source",
+            Self::View(dfpipe_views::ViewError::Cycle { .. }) => "cycle",
             Self::View(_) => "view",
-            Self::Cycle(_) => "cycle",
             Self::Schedule(_) => "schedule",
             Self::Artifact(_) => "artifact",
             Self::Contract(_) => "contract",
             Self::Write(_) => "write",
             Self::DataFusion(_) => "datafusion",
             Self::Io { .. } => "io",
+            Self::Internal(_) => "internal",
         }
     }
+
+    /// Whether the error is a failure of the environment (IO, the store, an object store) or
+    /// a bug, rather than an error in the user's pipeline or command line. The CLI exits
+    /// with 3 for these, and 2 for the others.
+    pub fn is_internal(&self) -> bool {
+        use dfpipe_artifacts::ArtifactError;
+        use dfpipe_writer::WriteError;
+        match self {
+            Self::View(dfpipe_views::ViewError::Io { .. })
+            | Self::Io { .. }
+            | Self::Internal(_)
+            | Self::Schedule(_)
+            | Self::Artifact(ArtifactError::Corrupt { .. } | ArtifactError::Io { .. })
+            | Self::Write(WriteError::Io { .. }) => true,
+            Self::DataFusion(source)
+            | Self::Contract(dfpipe_contract::ContractError::DataFusion { source, .. })
+            | Self::Write(WriteError::DataFusion { source, .. }) => is_internal_datafusion(source),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a DataFusion error is a failure of the environment or of DataFusion itself.
+fn is_internal_datafusion(error: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError as E;
+    matches!(error.find_root(), E::Internal(_) | E::IoError(_) | E::ObjectStore(_) | E::ResourcesExhausted(_))
 }
 
 impl From<dfpipe_scheduler::SchedulerError> for EngineError {
@@ -105,7 +151,7 @@ impl From<dfpipe_scheduler::SchedulerError> for EngineError {
             // users read it the other way: each view reads the next.
             dfpipe_scheduler::SchedulerError::Cycle(mut views) => {
                 views.reverse();
-                Self::Cycle(views)
+                Self::View(dfpipe_views::ViewError::Cycle { views })
             }
             other => Self::Schedule(other),
         }

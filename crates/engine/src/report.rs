@@ -1,6 +1,7 @@
 //! The JSON documents of `run`, `plan` and `lineage`, as PRODUCT.md specifies them.
 
 use dfpipe_plan_walk::Lineage;
+use dfpipe_scheduler::CostSource;
 use serde::Serialize;
 
 /// `dfpipe run --json`.
@@ -34,8 +35,8 @@ pub struct ViewRunReport {
     pub duration_ms: Option<u64>,
     /// The view's fingerprint.
     pub fingerprint: String,
-    /// Where the cost used to schedule it came from: `measured` or `default`.
-    pub cost_source: String,
+    /// Where the cost used to schedule it came from: `measured`, `estimated` or `default`.
+    pub cost_source: CostSource,
 }
 
 /// A schedule: predicted by `plan`, as it ran for `run`.
@@ -73,10 +74,15 @@ pub struct ViewPlanReport {
     pub will_run: bool,
     /// Why, or why not.
     pub reason: String,
-    /// The cost used to schedule it, in milliseconds.
+    /// The cost used to schedule it, in milliseconds: the scheduler's cost model applied to
+    /// the metrics of the plan that last executed, else an estimate from the plan's
+    /// statistics, else a default.
     pub cost_ms: u64,
-    /// `measured` (last run) or `default`.
-    pub cost_source: String,
+    /// `measured` (last run), `estimated` (plan statistics) or `default`.
+    pub cost_source: CostSource,
+    /// The wall time of its last execution: what `cost_ms` predicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_duration_ms: Option<u64>,
 }
 
 /// `dfpipe lineage --format json`.

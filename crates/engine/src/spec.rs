@@ -151,9 +151,12 @@ pub struct ViewSpec {
     /// `lazy` (the default) or `parquet`.
     #[serde(default)]
     pub materialize: Materialize,
-    /// Hash-repartition the output on these columns.
-    #[serde(default)]
-    pub repartition_by: Vec<String>,
+    /// Removed: it repartitioned the view's own output, which no reader ever saw. Kept
+    /// only to refuse it with a message that says what to use instead.
+    #[serde(default, skip_serializing)]
+    pub repartition_by: Option<toml::Value>,
+    /// `strict` or `fallback` for this view, over `[profile] substrait`.
+    pub substrait: Option<dfpipe_artifacts::SubstraitMode>,
     /// Hive-style partition columns of the output.
     #[serde(default)]
     pub partition_by: Vec<String>,
@@ -193,6 +196,16 @@ impl PipelineSpec {
             toml::from_str(text).map_err(|e| EngineError::Spec { file: file.to_owned(), message: e.to_string() })?;
         for (relation, contract) in &mut spec.contracts {
             contract.relation.clone_from(relation);
+        }
+        if let Some(view) = spec.views.iter().find_map(|(name, v)| v.repartition_by.as_ref().map(|_| name)) {
+            return Err(EngineError::Spec {
+                file: file.to_owned(),
+                message: format!(
+                    "[views.{view}] repartition_by is no longer supported: it repartitioned the view's own output, \
+                     which its readers never saw. Remove it; use `partition_by` for hive partitions on disk \
+                     (DataFusion repartitions a reader's joins and aggregates by itself)"
+                ),
+            });
         }
         Ok(spec)
     }

@@ -97,10 +97,11 @@ pub enum ViewError {
     /// The views a template declares differ from the views its plan reads.
     #[error("{0}")]
     Dependencies(DependencyMismatch),
-    /// Views read each other in a cycle.
-    #[error("views read each other in a cycle: {}", views.join(", "))]
+    /// Views read each other in a cycle. The one cycle error of dfpipe: planning order and
+    /// the DAG from lineage both report it.
+    #[error("views read each other in a cycle: {}. Each view reads the next; change one of them to break the cycle.", views.join(" -> "))]
     Cycle {
-        /// The views on or behind the cycle.
+        /// The cycle in reading order, its first view again last: `a -> b -> a`, `a` reads `b`.
         views: Vec<String>,
     },
     /// The plan's lineage could not be derived.

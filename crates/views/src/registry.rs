@@ -97,7 +97,8 @@ impl ViewRegistry {
         self.add(ViewSource::Template { template: Arc::new(template), params })
     }
 
-    fn add(&mut self, entry: ViewSource) -> Result<()> {
+    /// Adds a view, SQL or template. Names are unique.
+    pub fn add(&mut self, entry: ViewSource) -> Result<()> {
         let name = entry.name().to_owned();
         if self.index.contains_key(&name) {
             return Err(ViewError::Duplicate { view: name });
@@ -126,24 +127,40 @@ impl ViewRegistry {
     /// planned after the views its SQL names or its template declares, in the order views
     /// were added otherwise. Also registers the `param_table` function on `ctx`.
     pub async fn register(&self, ctx: &SessionContext) -> Result<Registered> {
+        self.register_with(ctx, |view, df| {
+            register_lazy(ctx, view.name(), df.clone())
+                .map_err(|e| ViewError::Template { view: view.name().to_owned(), message: e.strip_backtrace() })?;
+            Ok(df)
+        })
+        .await
+    }
+
+    /// Plans every view once, in the order of [`ViewRegistry::register`], and hands each
+    /// planned view to `register`, which registers it in `ctx` for its readers however the
+    /// caller materializes it and returns the plan to keep.
+    pub async fn register_with<E, F>(&self, ctx: &SessionContext, mut register: F) -> Result<Registered, E>
+    where
+        E: From<ViewError>,
+        F: FnMut(&ViewSource, DataFrame) -> Result<DataFrame, E>,
+    {
         register_param_table(ctx);
+        let names: BTreeSet<String> = self.index.keys().cloned().collect();
         let mut views = Vec::with_capacity(self.entries.len());
         for id in self.order()? {
             let entry = &self.entries[id];
             let name = entry.name();
-            let (df, declared) = (entry.plan(ctx, self.strategy).await?, entry.declared());
+            let df = entry.plan(ctx, self.strategy).await?;
             let lineage = Lineage::of(df.logical_plan())
                 .map_err(|e| ViewError::Lineage { view: name.to_owned(), message: e.to_string() })?;
-            register_lazy(ctx, name, df.clone())
-                .map_err(|e| ViewError::Template { view: name.to_owned(), message: e.strip_backtrace() })?;
-            views.push(RegisteredView {
+            let view = RegisteredView {
                 name: name.to_owned(),
                 dataframe: df,
                 depends_on: lineage.depends_on,
-                declared,
-            });
+                declared: entry.declared(),
+            };
+            let dataframe = register(entry, view.dataframe)?;
+            views.push(RegisteredView { dataframe, ..view });
         }
-        let names = self.index.keys().cloned().collect();
         Ok(Registered { views, names })
     }
 
@@ -173,8 +190,29 @@ impl ViewRegistry {
             }
         }
         if order.len() < n {
-            let stuck: Vec<&str> = (0..n).filter(|id| waiting[*id] > 0).map(|id| self.entries[id].name()).collect();
-            return Err(ViewError::Cycle { views: stuck.iter().map(|s| (*s).to_owned()).collect() });
+            // Every view left waits for another view left: following what each reads from
+            // any of them comes back to a view already met, which closes the cycle.
+            let next_read = |id: usize| {
+                self.entries[id]
+                    .references()
+                    .iter()
+                    .filter_map(|d| self.index.get(d).copied())
+                    .find(|&d| waiting[d] > 0)
+            };
+            let mut path: Vec<usize> = Vec::new();
+            let mut at = (0..n).find(|&id| waiting[id] > 0);
+            while let Some(id) = at {
+                if let Some(start) = path.iter().position(|&p| p == id) {
+                    let mut views: Vec<String> =
+                        path[start..].iter().map(|&p| self.entries[p].name().to_owned()).collect();
+                    views.push(self.entries[id].name().to_owned());
+                    return Err(ViewError::Cycle { views });
+                }
+                path.push(id);
+                at = next_read(id);
+            }
+            let views = path.iter().map(|&p| self.entries[p].name().to_owned()).collect();
+            return Err(ViewError::Cycle { views });
         }
         Ok(order)
     }

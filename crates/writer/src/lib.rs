@@ -19,7 +19,8 @@ mod report;
 mod spec;
 mod write;
 
-pub use read::register_output;
+pub use location::Location;
+pub use read::{OutputTable, register_output};
 pub use report::{OutputColumn, WriteReport, WrittenFile};
 pub use spec::{OutputFormat, SortColumn, WriteSpec, WriterKnobs};
 pub use write::{Staged, clean_staging, write};

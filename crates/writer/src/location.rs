@@ -21,9 +21,10 @@ pub(crate) const RETIRED: &str = "retired";
 /// previous output: only then may a crashed commit restore it.
 const RETIRED_COMPLETE: &str = "_dfpipe_retired_complete";
 
-/// A directory: local, or a prefix in an object store.
+/// Where an output or a directory of outputs lives: a local directory, or a prefix in an
+/// object store registered on the session. The one parsed form of a write target.
 #[derive(Clone)]
-pub(crate) enum Location {
+pub enum Location {
     /// A local directory, absolute.
     Local(PathBuf),
     /// A prefix (without trailing slash) in an object store.
@@ -39,7 +40,7 @@ impl std::fmt::Debug for Location {
 impl Location {
     /// Parses a local path, a `file://` URL or the URL of an object store registered on
     /// `runtime`. The message of an error says what is wrong with `text`.
-    pub(crate) fn parse(text: &str, runtime: &RuntimeEnv) -> Result<Self, String> {
+    pub fn parse(text: &str, runtime: &RuntimeEnv) -> Result<Self, String> {
         if text.trim().is_empty() {
             return Err("the target is empty".to_owned());
         }
@@ -65,7 +66,7 @@ impl Location {
     }
 
     /// The location as a user would write it.
-    pub(crate) fn display(&self) -> String {
+    pub fn display(&self) -> String {
         match self {
             Self::Local(path) => path.display().to_string(),
             Self::Store { url, prefix, .. } => format!("{}{prefix}", url.as_str()),
@@ -91,7 +92,8 @@ impl Location {
     }
 
     /// A directory inside this one.
-    pub(crate) fn child(&self, name: &str) -> Self {
+    #[must_use]
+    pub fn child(&self, name: &str) -> Self {
         match self {
             Self::Local(path) => Self::Local(path.join(name)),
             Self::Store { url, store, prefix } => {
@@ -120,7 +122,7 @@ impl Location {
     }
 
     /// Whether the directory exists (holds any object, in a store).
-    pub(crate) async fn exists(&self) -> Result<bool> {
+    pub async fn exists(&self) -> Result<bool> {
         match self {
             Self::Local(path) => Ok(path.exists()),
             Self::Store { .. } => Ok(!self.objects().await?.is_empty()),

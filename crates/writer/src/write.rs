@@ -183,7 +183,7 @@ impl Staged {
     /// Registers the staged output as table `name` on `ctx`, exactly as
     /// [`crate::register_output`] registers a committed one: to check it before the commit.
     pub fn register(&self, ctx: &SessionContext, name: &str) -> Result<()> {
-        crate::read::register_at(ctx, name, &self.staging, &self.report)
+        crate::read::register_at(ctx, name, self.staging.clone(), &self.report)
     }
 
     /// Replaces the previous output with the staged one and returns the report. Locally the

@@ -1,0 +1,38 @@
+//! Stage "capture": each view's logical plan optimized and planned physically once, into its
+//! bundle (artifacts). The CPU-bound part of planning, independent per view once every view
+//! is registered, so the views are captured in parallel on the runtime.
+
+use datafusion::prelude::SessionContext;
+use dfpipe_artifacts::{CaptureOptions, Captured, capture};
+
+use crate::spec::Profile;
+use crate::views::LogicalView;
+use crate::{EngineError, Result};
+
+/// Captures every view of `views`, returned in the same order. `explain_verbose` records the
+/// plan after every optimizer rule, whatever the profile says.
+pub(crate) async fn capture_all(
+    ctx: &SessionContext,
+    views: &[LogicalView],
+    profile: &Profile,
+    explain_verbose: bool,
+) -> Result<Vec<Captured>> {
+    let tasks: Vec<_> = views
+        .iter()
+        .map(|view| {
+            let options = CaptureOptions {
+                substrait: view.spec.substrait.unwrap_or(profile.substrait),
+                validate_substrait: profile.validate_substrait,
+                explain_verbose: profile.explain_verbose || explain_verbose,
+            };
+            let (name, plan, state) = (view.name.clone(), view.plan.clone(), ctx.state());
+            tokio::spawn(async move { capture(&name, &plan, &state, options).await })
+        })
+        .collect();
+    let mut captured = Vec::with_capacity(tasks.len());
+    for (view, task) in views.iter().zip(tasks) {
+        let joined = task.await.map_err(|e| EngineError::Internal(format!("capturing view `{}`: {e}", view.name)))?;
+        captured.push(joined?);
+    }
+    Ok(captured)
+}

@@ -1,0 +1,174 @@
+//! A planned pipeline: every view planned once, with its bundle, fingerprint, decision and
+//! cost; what `run`, `plan`, `lineage`, `explain` and `show` read.
+
+use std::sync::Arc;
+
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
+use dfpipe_artifacts::{Environment, Fingerprint, PlanBundle, Store, ViewRecord};
+use dfpipe_scheduler::{Cost, Schedule, TaskGraph};
+use dfpipe_writer::WriteSpec;
+
+use crate::Result;
+use crate::decide::Decision;
+use crate::output::Outputs;
+use crate::pipeline::RunOptions;
+use crate::report::{LineageReport, PlanReport, ScheduleReport, ViewLineage, ViewPlanReport};
+use crate::spec::{PipelineSpec, ViewSpec};
+
+/// One view, planned once.
+pub(crate) struct PlannedView {
+    pub(crate) name: String,
+    pub(crate) spec: ViewSpec,
+    /// How it is written, when it is materialized.
+    pub(crate) write: Option<WriteSpec>,
+    pub(crate) bundle: PlanBundle,
+    /// The optimized plan: what the physical plan was built from.
+    pub(crate) optimized: LogicalPlan,
+    pub(crate) physical: Arc<dyn ExecutionPlan>,
+    pub(crate) fingerprint: Fingerprint,
+    /// The views (not sources) it reads, from its lineage.
+    pub(crate) depends_on: Vec<String>,
+    /// Whether it reads a materialized view's committed output, directly or through lazy
+    /// views: then its physical plan is built again at execution, from `optimized`.
+    pub(crate) reads_outputs: bool,
+    /// The rows its physical plan's statistics expect.
+    pub(crate) estimated_rows: Option<u64>,
+    /// Its record in the last run.
+    pub(crate) last: Option<ViewRecord>,
+    pub(crate) decision: Decision,
+    pub(crate) cost: Cost,
+}
+
+impl PlannedView {
+    /// The fingerprint its committed output was built from, per the last run.
+    pub(crate) fn output_fingerprint(&self) -> Option<&Fingerprint> {
+        self.last.as_ref().and_then(|l| l.output_fingerprint.as_ref())
+    }
+}
+
+/// A pipeline with every view planned, and the decision of what runs.
+pub struct Planned {
+    pub(crate) spec: PipelineSpec,
+    pub(crate) outputs: Outputs,
+    ctx: SessionContext,
+    pub(crate) store: Store,
+    /// Indexed like the tasks of `graph`, in name order.
+    pub(crate) views: Vec<PlannedView>,
+    pub(crate) graph: TaskGraph<()>,
+    pub(crate) workers: usize,
+    /// How the run executes: `fail_fast`, `dynamic` and `cancel` of [`RunOptions`].
+    pub(crate) execution: RunOptions,
+    /// `information_schema` as it was when planning began.
+    environment: Environment,
+}
+
+impl Planned {
+    // One argument per stage output: a constructor, not an API.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        spec: PipelineSpec,
+        outputs: Outputs,
+        ctx: SessionContext,
+        store: Store,
+        views: Vec<PlannedView>,
+        graph: TaskGraph<()>,
+        options: &RunOptions,
+        environment: Environment,
+    ) -> Self {
+        let workers = options.workers.max(1);
+        Self { spec, outputs, ctx, store, views, graph, workers, execution: options.clone(), environment }
+    }
+
+    /// The planned views' names, in name order.
+    pub fn view_names(&self) -> Vec<&str> {
+        self.views.iter().map(|v| v.name.as_str()).collect()
+    }
+
+    /// `information_schema` as it was when planning began: what fingerprints take their
+    /// environment hashes from.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// The bundle captured for `view`.
+    pub fn bundle(&self, view: &str) -> Option<&PlanBundle> {
+        self.views.iter().find(|v| v.name == view).map(|v| &v.bundle)
+    }
+
+    /// The session every view was planned in.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The predicted schedule of the views that will run, with costs from the last run.
+    pub fn predicted_schedule(&self) -> Result<Schedule> {
+        Ok(self.graph.schedule(&self.costs(), self.workers)?)
+    }
+
+    /// The cost of each view, indexed like the tasks: its cost if it will run, else 0.
+    pub(crate) fn costs(&self) -> Vec<u64> {
+        self.views.iter().map(|v| if v.decision.will_run { v.cost.value } else { 0 }).collect()
+    }
+
+    /// `dfpipe plan --json`.
+    pub fn report(&self) -> Result<PlanReport> {
+        let schedule = self.predicted_schedule()?;
+        Ok(PlanReport {
+            views: self
+                .views
+                .iter()
+                .map(|v| ViewPlanReport {
+                    name: v.name.clone(),
+                    fingerprint: v.fingerprint.to_string(),
+                    depends_on: v.bundle.lineage.depends_on.clone(),
+                    will_run: v.decision.will_run,
+                    reason: v.decision.reason.clone(),
+                    cost_ms: v.cost.value,
+                    cost_source: v.cost.source,
+                    last_duration_ms: v.last.as_ref().and_then(|l| l.cost_ms),
+                })
+                .collect(),
+            schedule: self.schedule_report(&schedule),
+        })
+    }
+
+    /// `dfpipe lineage --format json`. With `deep`, lineage resolves through views down to
+    /// the sources.
+    pub fn lineage(&self, deep: bool) -> LineageReport {
+        let of = |name: &str| self.views.iter().find(|v| v.name == name).map(|v| &v.bundle.lineage);
+        LineageReport {
+            views: self
+                .views
+                .iter()
+                .map(|v| ViewLineage {
+                    name: v.name.clone(),
+                    lineage: if deep { v.bundle.lineage.deep(&of) } else { v.bundle.lineage.clone() },
+                })
+                .collect(),
+        }
+    }
+
+    /// The stored bundle of `view`'s current plan: the one recorded when that plan last
+    /// ran, with the physical plan that executed and its metrics. `None` if this plan never
+    /// ran.
+    pub fn executed_bundle(&self, view: &str) -> Result<Option<PlanBundle>> {
+        let Some(planned) = self.views.iter().find(|v| v.name == view) else { return Ok(None) };
+        Ok(self.store.bundle(&planned.fingerprint)?.filter(|b| !b.metrics.is_empty()))
+    }
+
+    pub(crate) fn schedule_report(&self, schedule: &Schedule) -> ScheduleReport {
+        ScheduleReport {
+            workers: schedule.workers,
+            makespan_ms: schedule.makespan,
+            lower_bound_ms: schedule.lower_bound,
+            critical_path: schedule
+                .critical_path
+                .iter()
+                .filter(|&&id| self.views[id].decision.will_run)
+                .map(|&id| self.views[id].name.clone())
+                .collect(),
+        }
+    }
+}

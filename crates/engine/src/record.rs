@@ -1,0 +1,208 @@
+//! Stage "record": what a run did with each view, turned into its run record, its bundle
+//! (with the physical plan that executed and its metrics) and the run's report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use datafusion::physical_plan::ExecutionPlan;
+use dfpipe_artifacts::{OperatorMetrics, RunRecord, ViewRecord, collect_metrics};
+use dfpipe_scheduler::TaskOutcome;
+
+use crate::Result;
+use crate::decide::{BYTES, ELAPSED_COMPUTE_US, PARTITIONS, REPARTITIONS};
+use crate::planned::{Planned, PlannedView};
+use crate::report::{RunReport, ViewRunReport};
+use crate::run::{Executed, Halt};
+
+/// Why a view that was running when the run was cancelled did not commit.
+const CANCELLED: &str = "cancelled while running: nothing committed, the previous output stays";
+/// Why a view that had not started when the run was cancelled did not run.
+const NOT_STARTED: &str = "not started: the run was cancelled";
+/// Why a view that had not started when `--fail-fast` stopped the run did not run.
+const STOPPED: &str = "not started: an earlier failure stopped the run (--fail-fast)";
+
+/// What a run did with one view.
+struct Outcome {
+    status: &'static str,
+    reason: Option<String>,
+    duration: Option<Duration>,
+    executed: Option<Executed>,
+    /// It had to run, and the cancellation kept it from committing.
+    interrupted: bool,
+}
+
+impl Planned {
+    /// Records the run: bundles, write reports and the run record in the store; returns the
+    /// report of the run, with the schedule as it ran.
+    pub(crate) fn record(
+        &self,
+        outcomes: Vec<TaskOutcome<Option<Executed>, Halt>>,
+        wall: Duration,
+    ) -> Result<RunReport> {
+        let run_id = run_id();
+        let cancelled: BTreeSet<usize> = (outcomes.iter().enumerate())
+            .filter(|(_, o)| matches!(o, TaskOutcome::Failed { error: Halt::Cancelled, .. }))
+            .map(|(id, _)| id)
+            .collect();
+        let mut records = Vec::with_capacity(self.views.len());
+        let mut views = Vec::with_capacity(self.views.len());
+        let mut measured = vec![0u64; self.views.len()];
+        let mut interrupted = false;
+        for (id, (view, outcome)) in self.views.iter().zip(outcomes).enumerate() {
+            let outcome = self.outcome(view, outcome, &cancelled);
+            interrupted |= outcome.interrupted;
+            let record = self.record_view(view, &outcome)?;
+            if outcome.executed.is_some() {
+                measured[id] = record.duration_ms.unwrap_or_default();
+            }
+            views.push(ViewRunReport {
+                name: view.name.clone(),
+                status: record.status.clone(),
+                reason: record.reason.clone(),
+                rows: record.rows,
+                duration_ms: record.duration_ms,
+                fingerprint: view.fingerprint.to_string(),
+                cost_source: view.cost.source,
+            });
+            records.push(record);
+        }
+        // A run stopped before it did what it was asked fails; its views run next time.
+        let failed = interrupted || views.iter().any(|v| v.status == "failed" || v.status == "upstream_failed");
+        let status = if failed { "failed" } else { "succeeded" }.to_owned();
+        self.store.put_run(&RunRecord { run_id: run_id.clone(), status: status.clone(), views: records })?;
+
+        // The schedule as it ran: measured durations, the wall time as the makespan.
+        let actual = self.graph.schedule(&measured, self.workers)?;
+        let mut schedule = self.schedule_report(&actual);
+        schedule.makespan_ms = wall.as_millis() as u64;
+        schedule.critical_path = (actual.critical_path.iter())
+            .filter(|&&id| measured[id] > 0)
+            .map(|&id| self.views[id].name.clone())
+            .collect();
+        Ok(RunReport { run_id, status, views, schedule })
+    }
+
+    /// What the executor's outcome means for `view`.
+    fn outcome(
+        &self,
+        view: &PlannedView,
+        outcome: TaskOutcome<Option<Executed>, Halt>,
+        cancelled: &BTreeSet<usize>,
+    ) -> Outcome {
+        let cancel = &self.execution.cancel;
+        let stopped_by_cancel = view.decision.will_run
+            && match &outcome {
+                TaskOutcome::Failed { error: Halt::Cancelled, .. } => true,
+                TaskOutcome::UpstreamFailed { failed } => cancelled.contains(failed),
+                TaskOutcome::Cancelled => cancel.is_cancelled(),
+                _ => false,
+            };
+        let skipped = |reason: &str| Outcome {
+            status: "skipped",
+            reason: Some(reason.to_owned()),
+            duration: None,
+            executed: None,
+            interrupted: stopped_by_cancel,
+        };
+        match outcome {
+            TaskOutcome::Succeeded { value: Some(executed), duration } => Outcome {
+                status: "succeeded",
+                reason: None,
+                duration: Some(duration),
+                executed: Some(executed),
+                interrupted: false,
+            },
+            // A view with nothing to do keeps its reason, whether or not a failure or a
+            // stop kept the executor from visiting it.
+            _ if !view.decision.will_run => skipped(&view.decision.reason),
+            TaskOutcome::Failed { error: Halt::Cancelled, .. } => skipped(CANCELLED),
+            _ if stopped_by_cancel => skipped(NOT_STARTED),
+            TaskOutcome::Failed { error: Halt::Failed(error), duration } => Outcome {
+                status: "failed",
+                reason: Some(error),
+                duration: Some(duration),
+                executed: None,
+                interrupted: false,
+            },
+            TaskOutcome::UpstreamFailed { failed } => Outcome {
+                status: "upstream_failed",
+                reason: Some(format!("upstream view `{}` failed", self.views[failed].name)),
+                duration: None,
+                executed: None,
+                interrupted: false,
+            },
+            TaskOutcome::Succeeded { value: None, .. } | TaskOutcome::Cancelled => skipped(STOPPED),
+        }
+    }
+
+    /// Stores the bundle of `view` and returns its record. A view that ran gets its bundle
+    /// with the physical plan that executed and its metrics; a view that did not keeps the
+    /// bundle (and metrics) of the run that last executed that plan.
+    fn record_view(&self, view: &PlannedView, outcome: &Outcome) -> Result<ViewRecord> {
+        let duration_ms = outcome.duration.map(|d| d.as_millis() as u64);
+        let mut record = ViewRecord {
+            name: view.name.clone(),
+            fingerprint: view.fingerprint.clone(),
+            output_fingerprint: view.output_fingerprint().cloned(),
+            status: outcome.status.to_owned(),
+            reason: outcome.reason.clone(),
+            rows: None,
+            duration_ms,
+            // Only a successful run measures the cost; other runs keep the last measurement.
+            cost_ms: view.last.as_ref().and_then(|l| l.cost_ms),
+            metrics: view.last.as_ref().map(|l| l.metrics.clone()).unwrap_or_default(),
+        };
+        let Some(executed) = &outcome.executed else {
+            if self.store.bundle(&view.fingerprint)?.is_none() {
+                self.store.put_bundle(&view.fingerprint, &view.bundle)?;
+            }
+            return Ok(record);
+        };
+        let mut bundle = view.bundle.clone();
+        bundle.metrics = collect_metrics(executed.physical.as_ref(), self.spec.profile.analyze_level);
+        self.store.put_bundle(&view.fingerprint, &bundle)?;
+        record.output_fingerprint = Some(view.fingerprint.clone());
+        record.rows = Some(executed.write.rows);
+        record.cost_ms = duration_ms;
+        record.metrics = cost_metrics(executed.physical.as_ref(), &bundle.metrics);
+        record.metrics.insert(BYTES.to_owned(), executed.write.bytes);
+        record.metrics.insert("files".to_owned(), executed.write.files.len() as u64);
+        Ok(record)
+    }
+}
+
+/// What the cost model reads of an executed plan: compute summed over its operators, the
+/// widest parallelism it ran at, and its repartitions.
+fn cost_metrics(plan: &dyn ExecutionPlan, operators: &[OperatorMetrics]) -> BTreeMap<String, u64> {
+    let compute_ns: u64 = if operators.is_empty() {
+        let mut total = 0;
+        sum_compute(plan, &mut total);
+        total
+    } else {
+        operators.iter().filter_map(|m| m.elapsed_compute_ns).sum()
+    };
+    let partitions = operators.iter().map(|m| m.partitions as u64).max().unwrap_or(1).max(1);
+    let repartitions = operators.iter().filter(|m| m.operator.starts_with("RepartitionExec")).count() as u64;
+    BTreeMap::from([
+        (ELAPSED_COMPUTE_US.to_owned(), compute_ns / 1000),
+        (PARTITIONS.to_owned(), partitions),
+        (REPARTITIONS.to_owned(), repartitions),
+    ])
+}
+
+/// The compute time of `plan` and its inputs, in nanoseconds.
+fn sum_compute(plan: &dyn ExecutionPlan, total: &mut u64) {
+    if let Some(compute) = plan.metrics().and_then(|m| m.elapsed_compute()) {
+        *total += compute as u64;
+    }
+    for child in plan.children() {
+        sum_compute(child.as_ref(), total);
+    }
+}
+
+/// A run id that sorts by time: nanoseconds since the Unix epoch, zero-padded.
+fn run_id() -> String {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("{nanos:020}")
+}
