@@ -70,6 +70,22 @@ fn specification_errors_exit_2_with_a_json_error() {
 }
 
 #[test]
+fn environment_failures_exit_3_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(dir.path());
+    let runs = dir.path().join(".dfpipe").join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::write(runs.join("99999999999999999999.msgpack"), b"\x93garbage").unwrap();
+    let out = dfpipe(&["plan", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error (internal or environment failure): artifact store file"), "{stderr}");
+    let out = dfpipe(&["plan", dir.path().to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(json(&out)["error"]["kind"], "artifact");
+}
+
+#[test]
 fn help_describes_every_flag() {
     let help = String::from_utf8(dfpipe(&["run", "--help"]).stdout).unwrap();
     for flag in ["--full", "--select", "--workers", "--fail-fast", "--dynamic", "--json", "--scale-factor", "[DIR]"] {
@@ -125,6 +141,11 @@ fn golden_error_messages() {
     let dir = fresh();
     std::fs::remove_dir_all(dir.path().join("data").join("region")).unwrap();
     cases.push(("cli__error_missing_source", plan_error(dir.path())));
+
+    let dir = fresh();
+    let out = dfpipe(&["explain", dir.path().to_str().unwrap(), "--view", "q99"]);
+    assert_eq!(out.status.code(), Some(2));
+    cases.push(("cli__error_unknown_view", String::from_utf8(out.stderr).unwrap()));
 
     settings.bind(|| {
         for (name, message) in cases {

@@ -1,0 +1,98 @@
+//! The stages of a run seen from outside: how readers see materialized outputs, what the
+//! spec refuses, and where costs come from.
+
+use std::sync::Arc;
+
+use dfpipe_engine::{CostSource, Pipeline, RunOptions};
+use dfpipe_tests::Demo;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_of_a_sorted_view_needs_no_sort() {
+    let demo = Demo::new();
+    demo.append_spec(
+        "\n[views.big_orders]\nmaterialize = \"parquet\"\nsort_by = [\"o_orderkey\"]\n\n\
+         [views.first_big_orders]\nmaterialize = \"parquet\"\n",
+    );
+    demo.write_view("big_orders", "select o_orderkey, o_totalprice from stg_orders where o_totalprice > 100000");
+    demo.write_view("first_big_orders", "select o_orderkey from big_orders order by o_orderkey limit 10");
+    let report = demo.run(RunOptions::default()).await.unwrap();
+    assert_eq!(report.status, "succeeded");
+
+    let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
+    let reader = planned.bundle("first_big_orders").unwrap();
+    assert!(reader.physical.contains("output_ordering=[o_orderkey@0 ASC NULLS LAST]"), "{}", reader.physical);
+    assert!(!reader.physical.contains("SortExec"), "{}", reader.physical);
+    // Ordering by anything but the sort key sorts.
+    demo.write_view("first_big_orders", "select o_orderkey from big_orders order by o_totalprice limit 10");
+    let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
+    let plan = &planned.bundle("first_big_orders").unwrap().physical;
+    assert!(plan.contains("SortExec"), "{plan}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundle_of_a_reader_holds_the_plan_that_ran() {
+    let demo = Demo::new();
+    demo.append_spec(
+        "\n[views.big_orders]\nmaterialize = \"parquet\"\n\n[views.big_order_count]\nmaterialize = \"parquet\"\n",
+    );
+    demo.write_view("big_orders", "select o_orderkey from stg_orders where o_totalprice > 100000");
+    demo.write_view("big_order_count", "select o_orderkey from big_orders where o_orderkey % 2 = 0");
+    // On a first run the reader is planned before its upstream output exists: an empty scan.
+    let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
+    let plan = &planned.bundle("big_order_count").unwrap().physical;
+    assert!(plan.contains("EmptyExec"), "{plan}");
+    planned.run(Arc::new(|_| {})).await.unwrap();
+    // What is recorded is the plan that executed: it scanned the committed files.
+    let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
+    let executed = planned.executed_bundle("big_order_count").unwrap().unwrap();
+    assert!(executed.physical.contains("out/big_orders/"), "{}", executed.physical);
+    assert!(!executed.physical.contains("EmptyExec"), "{}", executed.physical);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costs_come_from_the_metrics_of_the_plan_that_ran() {
+    let demo = Demo::new();
+    let options = RunOptions { workers: 2, ..RunOptions::default() };
+    let before = Pipeline::load(demo.path()).unwrap().plan(&options).await.unwrap().report().unwrap();
+    assert!(before.views.iter().all(|v| v.cost_source != CostSource::Measured && v.last_duration_ms.is_none()));
+    demo.run(options.clone()).await.unwrap();
+    let after = Pipeline::load(demo.path()).unwrap().plan(&options).await.unwrap().report().unwrap();
+    let q01 = after.views.iter().find(|v| v.name == "q01").unwrap();
+    assert_eq!(q01.cost_source, CostSource::Measured);
+    // The wall time the model is checked against is reported beside the model's cost.
+    assert!(q01.last_duration_ms.is_some());
+    let json = serde_json::to_value(&after).unwrap();
+    assert_eq!(json["views"][0]["cost_source"], "measured");
+}
+
+#[test]
+fn repartition_by_is_refused_with_what_to_use_instead() {
+    let demo = Demo::new();
+    let file = demo.path().join(dfpipe_engine::SPEC_FILE);
+    let spec = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, spec.replace("[views.q01]\n", "[views.q01]\nrepartition_by = [\"l_returnflag\"]\n")).unwrap();
+    let error = Pipeline::load(demo.path()).unwrap_err();
+    assert_eq!(error.kind(), "spec");
+    let message = error.to_string();
+    assert!(message.contains("[views.q01] repartition_by") && message.contains("partition_by"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_at_fault_are_named() {
+    let demo = Demo::new();
+    let plan = |options: RunOptions| async move { Pipeline::load(demo.path()).unwrap().plan(&options).await };
+    let error = plan(RunOptions { select: vec!["nope+".into()], ..RunOptions::default() }).await.err().unwrap();
+    assert_eq!(error.kind(), "usage");
+    assert!(error.to_string().starts_with("--select: `nope` is not a view of this pipeline"), "{error}");
+    assert!(!error.is_internal());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_store_is_an_environment_failure() {
+    let demo = Demo::new();
+    let runs = demo.path().join(".dfpipe").join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::write(runs.join("99999999999999999999.msgpack"), b"\x93garbage").unwrap();
+    let error = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.err().unwrap();
+    assert!(error.is_internal(), "{error}");
+}
