@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::physical_plan::ExecutionPlan;
-use dfpipe_artifacts::{RunRecord, ViewRecord, collect_metrics};
+use dfpipe_artifacts::{RunRecord, RunStatus, ViewRecord, ViewStatus, collect_metrics};
 use dfpipe_scheduler::{ExecuteOptions, TaskOutcome};
 use dfpipe_writer::{SortColumn, WriteSpec, clean_staging, write};
 
@@ -179,27 +179,27 @@ impl Planned {
                     let ms = duration.as_millis() as u64;
                     measured[id] = ms;
                     executed_plan = Some(executed.physical);
-                    ("succeeded", None, executed.rows, Some(ms), executed.metrics)
+                    (ViewStatus::Succeeded, None, executed.rows, Some(ms), executed.metrics)
                 }
                 // A view with nothing to do keeps its reason, whether or not a failure or a
                 // stop kept the executor from visiting it.
-                _ if !view.will_run => ("skipped", Some(view.reason.clone()), None, None, BTreeMap::new()),
+                _ if !view.will_run => (ViewStatus::Skipped, Some(view.reason.clone()), None, None, BTreeMap::new()),
                 TaskOutcome::Failed { error: Halt::Cancelled, .. } => {
-                    ("skipped", Some(CANCELLED.to_owned()), None, None, BTreeMap::new())
+                    (ViewStatus::Skipped, Some(CANCELLED.to_owned()), None, None, BTreeMap::new())
                 }
-                _ if stopped_by_cancel => ("skipped", Some(NOT_STARTED.to_owned()), None, None, BTreeMap::new()),
+                _ if stopped_by_cancel => (ViewStatus::Skipped, Some(NOT_STARTED.to_owned()), None, None, BTreeMap::new()),
                 TaskOutcome::Failed { error: Halt::Failed(error), duration } => {
-                    ("failed", Some(error), None, Some(duration.as_millis() as u64), BTreeMap::new())
+                    (ViewStatus::Failed, Some(error), None, Some(duration.as_millis() as u64), BTreeMap::new())
                 }
                 TaskOutcome::UpstreamFailed { failed } => (
-                    "upstream_failed",
+                    ViewStatus::UpstreamFailed,
                     Some(format!("upstream view `{}` failed", self.views[failed].name)),
                     None,
                     None,
                     BTreeMap::new(),
                 ),
                 TaskOutcome::Succeeded { value: None, .. } | TaskOutcome::Cancelled => (
-                    "skipped",
+                    ViewStatus::Skipped,
                     Some("not started: an earlier failure stopped the run (--fail-fast)".to_owned()),
                     None,
                     None,
@@ -219,17 +219,18 @@ impl Planned {
                 name: view.name.clone(),
                 fingerprint: view.fingerprint.clone(),
                 output_fingerprint: if ran { Some(view.fingerprint.clone()) } else { view.output_fingerprint.clone() },
-                status: status.to_owned(),
+                status,
                 reason: reason.clone(),
                 rows,
                 duration_ms,
                 // Only a successful run measures the cost; other runs keep the last measurement.
                 cost_ms: if ran { duration_ms } else { (view.cost_source == "measured").then_some(view.cost_ms) },
                 metrics,
+                write: None,
             });
             views.push(ViewRunReport {
                 name: view.name.clone(),
-                status: status.to_owned(),
+                status: status.to_string(),
                 reason,
                 rows,
                 duration_ms,
@@ -239,8 +240,8 @@ impl Planned {
         }
         // A run stopped before it did what it was asked fails; its views run next time.
         let failed = interrupted || views.iter().any(|v| v.status == "failed" || v.status == "upstream_failed");
-        let status = if failed { "failed" } else { "succeeded" }.to_owned();
-        self.store.put_run(&RunRecord { run_id: run_id.clone(), status: status.clone(), views: records })?;
+        let status = if failed { RunStatus::Failed } else { RunStatus::Succeeded };
+        self.store.put_run(&RunRecord { run_id: run_id.clone(), status, views: records, environment: None })?;
 
         // The schedule as it ran: measured durations, the wall time as the makespan.
         let actual = self.graph.schedule(&measured, self.workers)?;
@@ -252,7 +253,7 @@ impl Planned {
             .filter(|&&id| measured[id] > 0)
             .map(|&id| self.views[id].name.clone())
             .collect();
-        Ok(RunReport { run_id, status, views, schedule })
+        Ok(RunReport { run_id, status: status.to_string(), views, schedule })
     }
 }
 
