@@ -3,7 +3,7 @@
 //! A [`PlanBundle`] captures everything one view's planning produced: the logical, optimized
 //! and physical plans (indented and as a tree), optimizer rule deltas, its lineage, its
 //! Substrait bytes (validated on request), its unparsed SQL, the ingredients of its
-//! [`Fingerprint`], and after execution the metrics of each operator.
+//! [`Fingerprint`], and after execution the plan that ran with the metrics of each operator.
 //! The fingerprint identifies the plan across runs, processes and machines. An [`Environment`]
 //! is a snapshot of `information_schema`. The [`Store`] keeps bundles, run records (with each
 //! view's [`ViewStatus`] and [`WriteRecord`]) and environment snapshots under
@@ -39,12 +39,12 @@ use std::path::PathBuf;
 pub enum ArtifactError {
     /// The optimized plan of a view has no Substrait form under `substrait = "strict"`.
     #[error(
-        "view `{view}`: no Substrait plan: {message}. Set `substrait = \"fallback\"` in [profile] to fingerprint the plan text instead."
+        "view `{view}`: no Substrait plan: {message}. To fingerprint the plan text instead, set `substrait = \"fallback\"` in [profile] or under [views.{view}]"
     )]
     Substrait {
         /// The view.
         view: String,
-        /// DataFusion's message, naming the unsupported node.
+        /// One line naming the node or expression the producer cannot encode.
         message: String,
     },
     /// DataFusion failed while planning.

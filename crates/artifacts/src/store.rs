@@ -27,8 +27,9 @@
 //! - 3: environment snapshots are stored (`environments/`), and a run record names the one
 //!   it planned in (`environment`). A view record adds its write (`write`: target, format,
 //!   files, rows, bytes, options, and the full report). Statuses are typed ([`RunStatus`],
-//!   [`ViewStatus`]) with the same encoding as the strings of version 2. A version 2 file
-//!   decodes as version 3 with the new fields empty.
+//!   [`ViewStatus`]) with the same encoding as the strings of version 2. Bundles add the
+//!   physical optimizer's rule deltas (`physical_verbose`). A version 2 file decodes as
+//!   version 3 with the new fields empty.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,7 +1,7 @@
 //! Bundles captured from real plans: Substrait, validation, explains, fingerprints and their
-//! ingredients, diffs of each category and of environments and writes, metrics of a real
-//! execution, and the store's versions (committed version 1 and version 2 fixtures are
-//! migrated).
+//! ingredients, diffs of each category and of environments and writes, metrics and explains
+//! of a real execution, one-line Substrait refusals, and the store's versions (committed
+//! version 1 and version 2 fixtures are migrated).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +9,8 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
-use datafusion::physical_plan::collect;
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionContext;
 use dfpipe_artifacts::{
     AnalyzeLevel, ArtifactError, CaptureOptions, Category, ChangedColumn, ChangedSetting, Environment, Fingerprint,
@@ -399,6 +400,7 @@ fn a_version_2_store_is_read_and_migrated() {
     assert_eq!(bundle.view, "v");
     assert!(!bundle.substrait.is_empty() && !bundle.verbose.is_empty() && !bundle.metrics.is_empty());
     assert_eq!(bundle.fingerprint.fingerprint, run.views[0].fingerprint);
+    assert!(bundle.physical_verbose.is_empty(), "version 2 had no physical rule deltas");
     assert_eq!(store.migrate().unwrap(), 2);
     assert_eq!(store.migrate().unwrap(), 0, "migrated files are current");
     assert_eq!(store.bundle(&run.views[0].fingerprint).unwrap().unwrap(), bundle);
@@ -538,4 +540,135 @@ async fn run_diffs_name_what_changed_in_the_environment_and_the_writes() {
     let (run_id, write) = store.last_write("v").unwrap().unwrap();
     assert_eq!((run_id.as_str(), write.options["format.compression"].as_str()), ("2", "snappy"));
     assert_eq!(store.last_write("nope").unwrap(), None);
+}
+
+#[tokio::test]
+async fn substrait_refusals_name_the_node_in_one_line() {
+    let ctx = context();
+    for (sql, node) in [
+        ("SELECT unnest(make_array(a, c)) AS x FROM t", "Unnest"),
+        ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM r", "RecursiveQuery"),
+    ] {
+        let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+        let error = capture("v", &plan, &ctx.state(), CaptureOptions::default()).await.err().expect("no Substrait form");
+        assert!(matches!(error, ArtifactError::Substrait { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(message.len() < 300, "{} characters: {message}", message.len());
+        assert!(!message.contains('\n') && !message.contains('{'), "{message}");
+        assert!(message.contains(&format!("{node} ")) && message.contains("view `v`"), "{message}");
+        assert!(message.ends_with("in [profile] or under [views.v]"), "{message}");
+        let fallback = CaptureOptions { substrait: SubstraitMode::Fallback, ..CaptureOptions::default() };
+        let bundle = capture("v", &plan, &ctx.state(), fallback).await.unwrap().bundle;
+        let why = bundle.substrait_fallback.unwrap();
+        assert!(why.contains(node) && why.len() < 120, "{why}");
+    }
+}
+
+#[tokio::test]
+async fn verbose_records_the_physical_optimizer_rules() {
+    let ctx = context();
+    let sql = "SELECT b, sum(c) AS total FROM t WHERE a > 1 GROUP BY b ORDER BY b";
+    let bundle = bundle_of(&ctx, "v", sql, ALL).await;
+    assert!(!bundle.physical_verbose.is_empty());
+    for pair in bundle.physical_verbose.windows(2) {
+        assert_ne!(pair[0].plan, pair[1].plan);
+    }
+    assert_eq!(bundle.physical_verbose.last().unwrap().plan, bundle.physical);
+    let state = ctx.state();
+    let names: Vec<&str> = state.physical_optimizers().iter().map(|r| r.name()).collect();
+    assert!(bundle.physical_verbose.iter().all(|d| names.contains(&d.rule.as_str())), "{:?}", bundle.physical_verbose);
+    // The logical rule deltas stay apart.
+    assert_eq!(bundle.verbose.last().unwrap().plan, bundle.optimized);
+    assert!(bundle_of(&ctx, "v", sql, CaptureOptions::default()).await.physical_verbose.is_empty());
+}
+
+/// A query planner that counts its plannings, delegating to DataFusion's.
+#[derive(Debug, Default)]
+struct CountingPlanner(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl datafusion::execution::context::QueryPlanner for CountingPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &datafusion::logical_expr::LogicalPlan,
+        state: &dyn datafusion::catalog::Session,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        DefaultPhysicalPlanner::default().create_physical_plan(plan, state).await
+    }
+}
+
+#[tokio::test]
+async fn verbose_plans_physically_once_through_the_sessions_planner() {
+    let counting = Arc::new(CountingPlanner::default());
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(context().state())
+        .with_query_planner(Arc::clone(&counting) as _)
+        .build();
+    let plan = state.create_logical_plan("SELECT b, count(*) AS n FROM t GROUP BY b").await.unwrap();
+    let captured = capture("v", &plan, &state, ALL).await.unwrap();
+    assert!(!captured.bundle.physical_verbose.is_empty());
+    assert_eq!(counting.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn recording_the_execution_keeps_the_plan_that_ran() {
+    let ctx = context();
+    let plan = ctx.state().create_logical_plan("SELECT b, count(*) AS n FROM t GROUP BY b").await.unwrap();
+    let captured = capture("v", &plan, &ctx.state(), CaptureOptions::default()).await.unwrap();
+    let mut bundle = captured.bundle;
+    let captured_physical = bundle.physical.clone();
+    // Planned again at execution, here with another partitioning: that is the plan recorded.
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+        .with_config(ctx.copied_config().with_target_partitions(7))
+        .build();
+    let ran = state.query_planner().create_physical_plan(&captured.optimized, &state).await.unwrap();
+    let rows: usize = collect(Arc::clone(&ran), ctx.task_ctx()).await.unwrap().iter().map(RecordBatch::num_rows).sum();
+    bundle.record_execution(ran.as_ref(), AnalyzeLevel::Summary);
+    assert_eq!(bundle.output_rows(), Some(rows as u64));
+    assert_eq!(bundle.physical, datafusion::physical_plan::displayable(ran.as_ref()).indent(true).to_string());
+    assert!(bundle.physical.contains("Hash([b@0], 7)"), "{}", bundle.physical);
+    assert_ne!(bundle.physical, captured_physical);
+    assert_eq!(bundle.tree, datafusion::physical_plan::displayable(ran.as_ref()).tree_render().to_string());
+    assert_eq!(bundle.metrics, collect_metrics(ran.as_ref(), AnalyzeLevel::Summary));
+}
+
+/// A view that readers scan by name and plan inside their own planning, as dfpipe's lazy
+/// views are: DataFusion's `ViewTable`, without offering its plan for inlining.
+#[derive(Debug)]
+struct Opaque(datafusion::datasource::ViewTable);
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for Opaque {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.0.schema()
+    }
+
+    fn table_type(&self) -> datafusion::logical_expr::TableType {
+        datafusion::logical_expr::TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
+    }
+}
+
+#[tokio::test]
+async fn physical_rule_deltas_are_the_readers_not_those_of_the_views_it_plans() {
+    let ctx = context();
+    let inner = ctx.state().create_logical_plan("SELECT b FROM t WHERE a > 1").await.unwrap();
+    let view = Opaque(datafusion::datasource::ViewTable::new(inner, None));
+    ctx.register_table("inner_view", Arc::new(view)).unwrap();
+    let bundle = bundle_of(&ctx, "v", "SELECT b, count(*) AS n FROM inner_view GROUP BY b", ALL).await;
+    assert!(!bundle.physical_verbose.is_empty());
+    // The reader's plans aggregate; the view's alone do not.
+    for delta in &bundle.physical_verbose {
+        assert!(delta.plan.contains("AggregateExec"), "{}: {}", delta.rule, delta.plan);
+    }
+    assert_eq!(bundle.physical_verbose.last().unwrap().plan, bundle.physical);
 }
