@@ -408,18 +408,18 @@ fn unsupported(error: &DataFusionError) -> String {
             "RecursiveQuery" => "the plan node RecursiveQuery (WITH RECURSIVE)".to_owned(),
             _ => format!("the plan node {name}"),
         })
-        .or_else(|| message.strip_prefix("Cannot convert ").and_then(named).map(|name| format!("the expression {name}")));
-    match node {
-        Some(node) => format!("{node} is not supported by the Substrait producer"),
-        None => {
-            // Some other refusal: its first line, without any dump it carries.
-            let line = message.lines().next().unwrap_or_default();
-            let before_dump = &line[..line.find('{').unwrap_or(line.len())];
-            let short: String = before_dump.chars().take(160).collect();
-            let short = short.trim_end();
-            if short.len() < line.len() { format!("{short} …") } else { short.to_owned() }
-        }
+        .or_else(|| {
+            message.strip_prefix("Cannot convert ").and_then(named).map(|name| format!("the expression {name}"))
+        });
+    if let Some(node) = node {
+        return format!("{node} is not supported by the Substrait producer");
     }
+    // Some other refusal: its first line, without any dump it carries.
+    let line = message.lines().next().unwrap_or_default();
+    let before_dump = &line[..line.find('{').unwrap_or(line.len())];
+    let short: String = before_dump.chars().take(160).collect();
+    let short = short.trim_end();
+    if short.len() < line.len() { format!("{short} …") } else { short.to_owned() }
 }
 
 /// Consumes `plan` back into a logical plan and checks it: it must have the schema of

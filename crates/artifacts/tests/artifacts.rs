@@ -308,17 +308,32 @@ async fn strict_substrait_names_the_view_and_fallback_records_why() {
     assert!(message.contains("view `odd`"), "{message}");
 }
 
-#[test]
-fn a_version_1_store_is_read_and_migrated() {
+/// Copies the committed store fixture of schema `version` into a new directory.
+fn fixture_store(version: &str) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     for sub in ["bundles", "runs"] {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        for entry in std::fs::read_dir(format!("{FIXTURES}/v1/{sub}")).unwrap() {
+        for entry in std::fs::read_dir(format!("{FIXTURES}/{version}/{sub}")).unwrap() {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
         }
     }
     let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+/// Checks that `store`, a copy of a fixture holding `run` and a bundle under `fingerprint`,
+/// migrates its two files, and reads the same from them after.
+fn check_migration(store: &Store, fingerprint: &Fingerprint, bundle: &PlanBundle, run: &RunRecord) {
+    assert_eq!(store.migrate().unwrap(), 2);
+    assert_eq!(store.migrate().unwrap(), 0, "migrated files are current");
+    assert_eq!(store.bundle(fingerprint).unwrap().as_ref(), Some(bundle));
+    assert_eq!(store.latest_run().unwrap().as_ref(), Some(run));
+}
+
+#[test]
+fn a_version_1_store_is_read_and_migrated() {
+    let (_dir, store) = fixture_store("v1");
     let run = store.latest_run().unwrap().unwrap();
     assert_eq!(run.views.len(), 30);
     let region = run.views.iter().find(|v| v.name == "stg_region").unwrap();
@@ -327,10 +342,7 @@ fn a_version_1_store_is_read_and_migrated() {
     assert_eq!(bundle.lineage.depends_on, ["region"]);
     assert!(!bundle.substrait.is_empty());
     assert!(bundle.lineage.columns.is_empty(), "version 1 had no column lineage");
-    assert_eq!(store.migrate().unwrap(), 2);
-    assert_eq!(store.migrate().unwrap(), 0, "migrated files are current");
-    assert_eq!(store.bundle(&region.fingerprint).unwrap().unwrap(), bundle);
-    assert_eq!(store.latest_run().unwrap().unwrap(), run);
+    check_migration(&store, &region.fingerprint, &bundle, &run);
 }
 
 #[tokio::test]
@@ -351,7 +363,6 @@ async fn bundles_round_trip_and_bad_bundle_files_are_clear_errors() {
     assert!(matches!(store.bundle(&fingerprint), Err(ArtifactError::Corrupt { .. })));
 }
 
-
 #[test]
 fn statuses_are_the_documented_strings() {
     let views = [ViewStatus::Succeeded, ViewStatus::Skipped, ViewStatus::Failed, ViewStatus::UpstreamFailed];
@@ -362,20 +373,6 @@ fn statuses_are_the_documented_strings() {
     assert_eq!(runs.map(|s| serde_json::to_string(&s).unwrap()), [r#""succeeded""#, r#""failed""#]);
     assert_eq!(runs.map(|s| s.to_string()), ["succeeded", "failed"]);
     assert_eq!(serde_json::from_str::<ViewStatus>(r#""upstream_failed""#).unwrap(), ViewStatus::UpstreamFailed);
-}
-
-/// Copies the committed store fixture of schema `version` into a new directory.
-fn fixture_store(version: &str) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    for sub in ["bundles", "runs"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        for entry in std::fs::read_dir(format!("{FIXTURES}/{version}/{sub}")).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
-        }
-    }
-    let store = Store::open(dir.path()).unwrap();
-    (dir, store)
 }
 
 #[test]
@@ -401,10 +398,7 @@ fn a_version_2_store_is_read_and_migrated() {
     assert!(!bundle.substrait.is_empty() && !bundle.verbose.is_empty() && !bundle.metrics.is_empty());
     assert_eq!(bundle.fingerprint.fingerprint, run.views[0].fingerprint);
     assert!(bundle.physical_verbose.is_empty(), "version 2 had no physical rule deltas");
-    assert_eq!(store.migrate().unwrap(), 2);
-    assert_eq!(store.migrate().unwrap(), 0, "migrated files are current");
-    assert_eq!(store.bundle(&run.views[0].fingerprint).unwrap().unwrap(), bundle);
-    assert_eq!(store.latest_run().unwrap().unwrap(), run);
+    check_migration(&store, &run.views[0].fingerprint, &bundle, &run);
 }
 
 #[tokio::test]
@@ -484,7 +478,8 @@ async fn run_diffs_name_what_changed_in_the_environment_and_the_writes() {
             ("format.compression".to_owned(), compression.to_owned()),
             ("minimum_parallel_output_files".to_owned(), "4".to_owned()),
         ]);
-        let write = WriteRecord { target: "out/v".to_owned(), format: "parquet".to_owned(), options, ..WriteRecord::default() };
+        let write =
+            WriteRecord { target: "out/v".to_owned(), format: "parquet".to_owned(), options, ..WriteRecord::default() };
         let view = ViewRecord {
             name: "v".to_owned(),
             fingerprint,
@@ -547,10 +542,14 @@ async fn substrait_refusals_name_the_node_in_one_line() {
     let ctx = context();
     for (sql, node) in [
         ("SELECT unnest(make_array(a, c)) AS x FROM t", "Unnest"),
-        ("WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM r", "RecursiveQuery"),
+        (
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM r",
+            "RecursiveQuery",
+        ),
     ] {
         let plan = ctx.state().create_logical_plan(sql).await.unwrap();
-        let error = capture("v", &plan, &ctx.state(), CaptureOptions::default()).await.err().expect("no Substrait form");
+        let error =
+            capture("v", &plan, &ctx.state(), CaptureOptions::default()).await.err().expect("no Substrait form");
         assert!(matches!(error, ArtifactError::Substrait { .. }), "{error:?}");
         let message = error.to_string();
         assert!(message.len() < 300, "{} characters: {message}", message.len());

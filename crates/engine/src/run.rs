@@ -187,7 +187,9 @@ impl Planned {
                 TaskOutcome::Failed { error: Halt::Cancelled, .. } => {
                     (ViewStatus::Skipped, Some(CANCELLED.to_owned()), None, None, BTreeMap::new())
                 }
-                _ if stopped_by_cancel => (ViewStatus::Skipped, Some(NOT_STARTED.to_owned()), None, None, BTreeMap::new()),
+                _ if stopped_by_cancel => {
+                    (ViewStatus::Skipped, Some(NOT_STARTED.to_owned()), None, None, BTreeMap::new())
+                }
                 TaskOutcome::Failed { error: Halt::Failed(error), duration } => {
                     (ViewStatus::Failed, Some(error), None, Some(duration.as_millis() as u64), BTreeMap::new())
                 }
