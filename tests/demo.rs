@@ -12,7 +12,7 @@ use dfpipe_engine::{
 use dfpipe_tests::Demo;
 
 fn statuses(report: &RunReport) -> BTreeMap<String, String> {
-    report.views.iter().map(|v| (v.name.clone(), v.status.clone())).collect()
+    report.views.iter().map(|v| (v.name.clone(), v.status.to_string())).collect()
 }
 
 fn executed(report: &RunReport) -> Vec<String> {

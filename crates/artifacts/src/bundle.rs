@@ -1,12 +1,13 @@
 //! Capturing a plan bundle: one planning of a view, kept whole.
 
-use std::sync::Arc;
-
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use datafusion::common::Result as DfResult;
-use datafusion::execution::SessionState;
+use datafusion::common::{DataFusionError, Result as DfResult};
+use datafusion::config::ConfigOptions;
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_optimizer::{PhysicalOptimizerContext, PhysicalOptimizerRule};
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::sql::unparser::plan_to_sql;
 use datafusion_substrait::logical_plan::consumer::from_substrait_plan;
@@ -17,7 +18,7 @@ use dfpipe_plan_walk::Lineage;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::OperatorMetrics;
+use crate::metrics::{AnalyzeLevel, OperatorMetrics, collect};
 use crate::{ArtifactError, Environment, Fingerprint, FingerprintInputs, Ingredients, Result};
 
 /// What to do when a plan has no Substrait form.
@@ -38,7 +39,8 @@ pub struct CaptureOptions {
     pub substrait: SubstraitMode,
     /// Consume the Substrait bytes back and compare (`validate_substrait` in the profile).
     pub validate_substrait: bool,
-    /// Record the plan after every optimizer rule that changed it (`explain_verbose`).
+    /// Record the plan after every logical and physical optimizer rule that changed it
+    /// (`explain_verbose`).
     pub explain_verbose: bool,
 }
 
@@ -56,9 +58,14 @@ pub struct PlanBundle {
     /// The physical plan as `EXPLAIN FORMAT TREE` draws it.
     #[serde(default)]
     pub tree: String,
-    /// `EXPLAIN VERBOSE`: the plan after each optimizer rule that changed it, in order.
+    /// `EXPLAIN VERBOSE`: the logical plan after each analyzer and optimizer rule that changed
+    /// it, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verbose: Vec<RuleDelta>,
+    /// `EXPLAIN VERBOSE`: the physical plan after each physical optimizer rule that changed it,
+    /// in order, from the physical planning at capture.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub physical_verbose: Vec<RuleDelta>,
     /// The output columns and their types.
     #[serde(default)]
     pub schema: Vec<Column>,
@@ -157,6 +164,17 @@ impl PlanBundle {
         None
     }
 
+    /// Records the execution that wrote the view's output: `plan` is the physical plan that
+    /// actually ran (it may have been planned again at execution, from the same optimized
+    /// plan), after it ran. Its explains replace the bundle's physical and tree explains, and
+    /// its operators' metrics at `level` become the bundle's metrics. The physical rule deltas
+    /// stay those of the planning at capture.
+    pub fn record_execution(&mut self, plan: &dyn ExecutionPlan, level: AnalyzeLevel) {
+        self.physical = physical_text(plan);
+        self.tree = tree_text(plan);
+        self.metrics = collect(plan, level);
+    }
+
     /// Computes the view's fingerprint from its plan and `settings`, the part of
     /// `environment` that concerns it, and its `upstream` fingerprints (see
     /// [`crate::fingerprint`]), and records them all in the bundle.
@@ -209,7 +227,8 @@ pub async fn capture(
     let mut lineage = Lineage::of(logical).map_err(dferr)?;
     lineage.scans = dfpipe_plan_walk::scans(&optimized).map_err(dferr)?;
     lineage.mark_udfs(|f| builtin_functions().contains(f));
-    let physical = state.query_planner().create_physical_plan(&optimized, state).await.map_err(dferr)?;
+    let (physical, physical_verbose) =
+        plan_physical(&optimized, state, options.explain_verbose).await.map_err(dferr)?;
     let (substrait, substrait_fallback, substrait_validation) = match to_substrait_plan(&optimized, state) {
         Ok(mut plan) => {
             canonicalize(&mut plan);
@@ -217,8 +236,8 @@ pub async fn capture(
                 if options.validate_substrait { Some(validate(&plan, &optimized, state).await) } else { None };
             (plan.encode_to_vec(), None, validation)
         }
-        Err(e) if options.substrait == SubstraitMode::Fallback => (Vec::new(), Some(e.strip_backtrace()), None),
-        Err(e) => return Err(ArtifactError::Substrait { view: view.to_owned(), message: e.strip_backtrace() }),
+        Err(e) if options.substrait == SubstraitMode::Fallback => (Vec::new(), Some(unsupported(&e)), None),
+        Err(e) => return Err(ArtifactError::Substrait { view: view.to_owned(), message: unsupported(&e) }),
     };
     let schema = optimized
         .schema()
@@ -230,9 +249,10 @@ pub async fn capture(
         view: view.to_owned(),
         logical: logical.display_indent_schema().to_string(),
         optimized: optimized.display_indent().to_string(),
-        physical: displayable(physical.as_ref()).indent(true).to_string(),
-        tree: displayable(physical.as_ref()).tree_render().to_string(),
+        physical: physical_text(physical.as_ref()),
+        tree: tree_text(physical.as_ref()),
         verbose,
+        physical_verbose,
         schema,
         lineage,
         substrait,
@@ -265,6 +285,141 @@ fn optimize(plan: &LogicalPlan, state: &SessionState, verbose: bool) -> DfResult
     })?;
     let optimized = state.optimizer().optimize(analyzed, state, |p, rule| record(p, rule.name()))?;
     Ok((optimized, deltas))
+}
+
+/// The physical plan as the bundle shows it: indented, with partition counts, repartitions
+/// and sort requirements.
+fn physical_text(plan: &dyn ExecutionPlan) -> String {
+    displayable(plan).indent(true).to_string()
+}
+
+/// The physical plan as `EXPLAIN FORMAT TREE` draws it.
+fn tree_text(plan: &dyn ExecutionPlan) -> String {
+    displayable(plan).tree_render().to_string()
+}
+
+/// Plans `optimized` physically, once, through the session's query planner; when `verbose`,
+/// records the plan after each physical optimizer rule that changed it.
+///
+/// The query planner offers no observer of the physical optimizer, so the rules are wrapped:
+/// the planning runs on a copy of the session whose rules are the same ones, each recording
+/// what it produced. Views that the plan reads may be planned (and physically optimized)
+/// inside its planning, before the plan's own pass of the physical optimizer, which comes
+/// last: each pass starts the record afresh.
+async fn plan_physical(
+    optimized: &LogicalPlan,
+    state: &SessionState,
+    verbose: bool,
+) -> DfResult<(Arc<dyn ExecutionPlan>, Vec<RuleDelta>)> {
+    if !verbose {
+        return Ok((state.query_planner().create_physical_plan(optimized, state).await?, Vec::new()));
+    }
+    let deltas = Arc::new(Mutex::new(PhysicalDeltas::default()));
+    let rules = (state.physical_optimizers().iter().enumerate())
+        .map(|(at, rule)| {
+            let recording = Recording { rule: Arc::clone(rule), first: at == 0, deltas: Arc::clone(&deltas) };
+            Arc::new(recording) as Arc<dyn PhysicalOptimizerRule + Send + Sync>
+        })
+        .collect();
+    let recording = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(rules).build();
+    let physical = recording.query_planner().create_physical_plan(optimized, &recording).await?;
+    let deltas = std::mem::take(&mut deltas.lock().unwrap_or_else(PoisonError::into_inner).deltas);
+    Ok((physical, deltas))
+}
+
+/// What the physical optimizer's current pass did so far.
+#[derive(Debug, Default)]
+struct PhysicalDeltas {
+    /// The plan as the last rule left it (or as planned, before the first rule).
+    last: String,
+    /// The plan after each rule that changed it.
+    deltas: Vec<RuleDelta>,
+}
+
+/// A physical optimizer rule that records the plan it produced when it changed it.
+#[derive(Debug)]
+struct Recording {
+    rule: Arc<dyn PhysicalOptimizerRule + Send + Sync>,
+    /// Whether it is the first rule: it starts a pass.
+    first: bool,
+    deltas: Arc<Mutex<PhysicalDeltas>>,
+}
+
+impl Recording {
+    fn record(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        optimize: impl FnOnce(Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut deltas = self.deltas.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.first {
+            deltas.deltas.clear();
+            deltas.last = physical_text(plan.as_ref());
+        }
+        let optimized = optimize(plan)?;
+        let shown = physical_text(optimized.as_ref());
+        if deltas.last != shown {
+            deltas.deltas.push(RuleDelta { rule: self.rule.name().to_owned(), plan: shown.clone() });
+            deltas.last = shown;
+        }
+        Ok(optimized)
+    }
+}
+
+impl PhysicalOptimizerRule for Recording {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, config: &ConfigOptions) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.record(plan, |plan| self.rule.optimize(plan, config))
+    }
+
+    fn optimize_with_context(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        context: &dyn PhysicalOptimizerContext,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.record(plan, |plan| self.rule.optimize_with_context(plan, context))
+    }
+
+    fn name(&self) -> &str {
+        self.rule.name()
+    }
+
+    fn schema_check(&self) -> bool {
+        self.rule.schema_check()
+    }
+}
+
+/// The Substrait producer's refusal in one line: the plan node or expression it cannot encode,
+/// without the debug dump of the whole plan that its message carries.
+fn unsupported(error: &DataFusionError) -> String {
+    let message = match error.find_root() {
+        DataFusionError::NotImplemented(message) => message.clone(),
+        root => root.strip_backtrace(),
+    };
+    // The leading identifier of a debug dump: `Unnest { input: ... }` names `Unnest`.
+    let named = |dump: &str| -> Option<String> {
+        let name: String = dump.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        (!name.is_empty()).then_some(name)
+    };
+    let node = message
+        .strip_prefix("Unsupported plan type: ")
+        .and_then(named)
+        .map(|name| match name.as_str() {
+            "Unnest" => "the plan node Unnest (UNNEST)".to_owned(),
+            "RecursiveQuery" => "the plan node RecursiveQuery (WITH RECURSIVE)".to_owned(),
+            _ => format!("the plan node {name}"),
+        })
+        .or_else(|| {
+            message.strip_prefix("Cannot convert ").and_then(named).map(|name| format!("the expression {name}"))
+        });
+    if let Some(node) = node {
+        return format!("{node} is not supported by the Substrait producer");
+    }
+    // Some other refusal: its first line, without any dump it carries.
+    let line = message.lines().next().unwrap_or_default();
+    let before_dump = &line[..line.find('{').unwrap_or(line.len())];
+    let short: String = before_dump.chars().take(160).collect();
+    let short = short.trim_end();
+    if short.len() < line.len() { format!("{short} …") } else { short.to_owned() }
 }
 
 /// Consumes `plan` back into a logical plan and checks it: it must have the schema of

@@ -9,6 +9,12 @@
 //!   `TableScan` lines;
 //! - `metadata`: the plan is the same and only settings or the environment changed.
 //!
+//! Between two runs that both stored their environment, the diff also names what changed
+//! in it: settings of `df_settings` (old and new value), columns of `columns` added, removed
+//! or retyped per relation, functions of `routines` added or removed, and every
+//! `information_schema` table whose content changed. Per view, it names the writer options
+//! that changed between the two runs' writes.
+//!
 //! A view that changed only through its upstream is `indirect`, and takes the worst category
 //! of the upstream views that changed; new data in a source counts as `non_breaking`. That
 //! includes a view whose Substrait changed while its optimized plan and schema did not:
@@ -19,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use similar::TextDiff;
 
-use crate::{Column, PlanBundle, Result, RunRecord, Store};
+use crate::{Column, Environment, Fingerprint, PlanBundle, Result, RunRecord, Store};
 
 /// How much a change matters to readers of the view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,6 +72,10 @@ pub struct ViewDiff {
     pub category: Option<Category>,
     /// Whether the view changed only through its upstream.
     pub indirect: bool,
+    /// Writer options (format options and knobs) that changed between the two runs' writes
+    /// of its output; empty unless both runs wrote it.
+    #[serde(default)]
+    pub write_options: Vec<ChangedSetting>,
 }
 
 /// Output columns added, removed or retyped.
@@ -117,6 +127,48 @@ pub struct Diff {
     pub to: String,
     /// Every view of either run, by name.
     pub views: Vec<ViewDiff>,
+    /// What changed in the environment, when both runs stored theirs.
+    #[serde(default)]
+    pub environment: Option<EnvironmentDiff>,
+}
+
+/// What changed from one environment snapshot to another.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentDiff {
+    /// The older snapshot's fingerprint.
+    pub from: Fingerprint,
+    /// The newer snapshot's fingerprint.
+    pub to: Fingerprint,
+    /// The `information_schema` tables whose content changed, appeared or disappeared.
+    pub tables: Vec<String>,
+    /// Settings of `df_settings` that changed, appeared or disappeared.
+    pub settings: Vec<ChangedSetting>,
+    /// Columns of a relation added, removed or retyped, from `columns`.
+    pub columns: Vec<ChangedColumn>,
+    /// Functions only in the newer snapshot, from `routines`.
+    pub functions_added: Vec<String>,
+    /// Functions only in the older snapshot, from `routines`.
+    pub functions_removed: Vec<String>,
+}
+
+impl EnvironmentDiff {
+    /// Whether the two snapshots hold the same content.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+}
+
+/// A column of a relation that appeared, disappeared or changed type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedColumn {
+    /// The relation, qualified by its catalog and schema where they are not the defaults.
+    pub relation: String,
+    /// The column.
+    pub column: String,
+    /// Its type before, if it existed.
+    pub from: Option<String>,
+    /// Its type after, if it exists.
+    pub to: Option<String>,
 }
 
 /// What changed in a view from `old` to `new`, categorized as a direct change. A change of the
@@ -148,7 +200,74 @@ pub fn diff_bundles(old: &PlanBundle, new: &PlanBundle) -> ViewDiff {
     };
     let change = if ingredients.is_empty() { ViewChange::Unchanged } else { ViewChange::Changed };
     let indirect = category.is_none() && (changed("upstream") || changed("plan"));
-    ViewDiff { name: new.view.clone(), change, ingredients, schema, settings, plan_diff, category, indirect }
+    ViewDiff {
+        name: new.view.clone(),
+        change,
+        ingredients,
+        schema,
+        settings,
+        plan_diff,
+        category,
+        indirect,
+        write_options: Vec::new(),
+    }
+}
+
+/// What changed in the environment from `old` to `new`.
+pub fn diff_environments(old: &Environment, new: &Environment) -> EnvironmentDiff {
+    let names: BTreeSet<&String> = old.tables.keys().chain(new.tables.keys()).collect();
+    let tables = names.into_iter().filter(|n| old.tables.get(*n) != new.tables.get(*n)).cloned().collect();
+    let settings = |env: &Environment| -> BTreeMap<String, String> {
+        env.values("df_settings", ["name"], "value").into_iter().map(|([k], v)| (k.to_owned(), v.to_owned())).collect()
+    };
+    let (old_columns, new_columns) = (relation_columns(old), relation_columns(new));
+    let keys: BTreeSet<&(String, String)> = old_columns.keys().chain(new_columns.keys()).collect();
+    let columns = keys
+        .into_iter()
+        .filter(|k| old_columns.get(*k) != new_columns.get(*k))
+        .map(|key| ChangedColumn {
+            relation: key.0.clone(),
+            column: key.1.clone(),
+            from: old_columns.get(key).cloned(),
+            to: new_columns.get(key).cloned(),
+        })
+        .collect();
+    let functions = |env: &Environment| -> BTreeSet<String> {
+        env.values("routines", [], "routine_name").into_iter().map(|(_, name)| name.to_owned()).collect()
+    };
+    let (old_functions, new_functions) = (functions(old), functions(new));
+    EnvironmentDiff {
+        from: old.fingerprint(),
+        to: new.fingerprint(),
+        tables,
+        settings: settings_change(&settings(old), &settings(new)),
+        columns,
+        functions_added: new_functions.difference(&old_functions).cloned().collect(),
+        functions_removed: old_functions.difference(&new_functions).cloned().collect(),
+    }
+}
+
+/// The type of every column of every relation in `environment`'s `columns` table, by relation
+/// and column. A relation is named by its table, qualified by its schema and catalog where
+/// they are not the session's defaults (from `df_settings`).
+fn relation_columns(environment: &Environment) -> BTreeMap<(String, String), String> {
+    let settings = environment.values("df_settings", ["name"], "value");
+    let default = |key: &str| settings.iter().find(|([k], _)| *k == key).map(|(_, v)| *v);
+    let (catalog, schema) =
+        (default("datafusion.catalog.default_catalog"), default("datafusion.catalog.default_schema"));
+    let key = ["table_catalog", "table_schema", "table_name", "column_name"];
+    let mut out = BTreeMap::new();
+    for ([table_catalog, table_schema, table, column], data_type) in environment.values("columns", key, "data_type") {
+        let relation = if Some(table_catalog) != catalog {
+            format!("{table_catalog}.{table_schema}.{table}")
+        } else if Some(table_schema) != schema {
+            format!("{table_schema}.{table}")
+        } else {
+            table.to_owned()
+        };
+        out.insert((relation, column.to_owned()), data_type.to_owned());
+    }
+    out
 }
 
 /// What changed from run `from` to run `to`, with the bundles from `store`.
@@ -159,7 +278,7 @@ pub fn diff_runs(store: &Store, from: &RunRecord, to: &RunRecord) -> Result<Diff
     let mut views = BTreeMap::new();
     let mut upstream: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for name in names {
-        let diff = match (old.get(name), new.get(name)) {
+        let mut diff = match (old.get(name), new.get(name)) {
             (Some(a), Some(b)) => {
                 let (older, newer) = (store.bundle(&a.fingerprint)?, store.bundle(&b.fingerprint)?);
                 match (older, newer) {
@@ -183,6 +302,11 @@ pub fn diff_runs(store: &Store, from: &RunRecord, to: &RunRecord) -> Result<Diff
             (Some(_), None) => ViewDiff { category: Some(Category::Breaking), ..bare(name, ViewChange::Removed) },
             (None, None) => unreachable!("a name comes from one of the runs"),
         };
+        if let (Some(Some(a)), Some(Some(b))) =
+            (old.get(name).map(|v| v.write.as_ref()), new.get(name).map(|v| v.write.as_ref()))
+        {
+            diff.write_options = settings_change(&a.options, &b.options);
+        }
         views.insert(name.to_owned(), diff);
     }
     // Indirect changes take the worst category of the changed upstream views; views are
@@ -196,7 +320,14 @@ pub fn diff_runs(store: &Store, from: &RunRecord, to: &RunRecord) -> Result<Diff
             view.category = category;
         }
     }
-    Ok(Diff { from: from.run_id.clone(), to: to.run_id.clone(), views: views.into_values().collect() })
+    let environment = match (&from.environment, &to.environment) {
+        (Some(a), Some(b)) => match (store.environment(a)?, store.environment(b)?) {
+            (Some(a), Some(b)) => Some(diff_environments(&a, &b)),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(Diff { from: from.run_id.clone(), to: to.run_id.clone(), views: views.into_values().collect(), environment })
 }
 
 fn indirect_category(
@@ -238,6 +369,7 @@ fn bare(name: &str, change: ViewChange) -> ViewDiff {
         plan_diff: String::new(),
         category: None,
         indirect: false,
+        write_options: Vec::new(),
     }
 }
 

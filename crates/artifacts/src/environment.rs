@@ -7,6 +7,9 @@
 //! (a `table_name` column) or a function it calls (a `routine_name` or `specific_name`
 //! column). `df_settings` is left out of fingerprints: the profile's settings are their own
 //! ingredient, and the rest (thread counts, paths) differ between machines.
+//!
+//! The hash of the whole snapshot, [`Environment::fingerprint`], is where the store keeps it,
+//! once per distinct content, so that a diff of two runs can say what changed.
 
 use std::collections::BTreeMap;
 
@@ -81,6 +84,34 @@ impl Environment {
             tables.insert(name, EnvironmentTable { columns, rows, hash });
         }
         Ok(Self { tables })
+    }
+
+    /// The hash of the whole snapshot, from the hash of each table: the address under which
+    /// the [`Store`](crate::Store) keeps it, the same for the same content.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let mut hasher = Hasher::default();
+        for (name, table) in &self.tables {
+            hasher.section(b"table", name.as_bytes());
+            hasher.section(b"hash", table.hash.0.as_bytes());
+        }
+        hasher.finish()
+    }
+
+    /// The values of `column` in each row of `table`, beside those of `key` columns: empty when
+    /// the snapshot has no such table or columns.
+    pub(crate) fn values<'a, const N: usize>(
+        &'a self,
+        table: &str,
+        key: [&str; N],
+        column: &str,
+    ) -> Vec<([&'a str; N], &'a str)> {
+        let Some(table) = self.tables.get(table) else { return Vec::new() };
+        let at = |name: &str| table.columns.iter().position(|c| c == name);
+        let (Some(keys), Some(value)) = (key.iter().map(|k| at(k)).collect::<Option<Vec<usize>>>(), at(column)) else {
+            return Vec::new();
+        };
+        let cell = |row: &'a [String], i: usize| row.get(i).map_or("", String::as_str);
+        table.rows.iter().map(|row| (std::array::from_fn(|i| cell(row, keys[i])), cell(row, value))).collect()
     }
 
     /// The hashes of the part of each table that concerns `relations` and `functions`: its

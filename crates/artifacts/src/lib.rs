@@ -3,10 +3,12 @@
 //! A [`PlanBundle`] captures everything one view's planning produced: the logical, optimized
 //! and physical plans (indented and as a tree), optimizer rule deltas, its lineage, its
 //! Substrait bytes (validated on request), its unparsed SQL, the ingredients of its
-//! [`Fingerprint`], and after execution the metrics of each operator. The fingerprint
-//! identifies the plan across runs, processes and machines. An [`Environment`] is a snapshot
-//! of `information_schema`. The [`Store`] keeps bundles and run records under
-//! `<pipeline>/.dfpipe/`; [`diff_runs`] and [`diff_bundles`] say what changed between two.
+//! [`Fingerprint`], and after execution the plan that ran with the metrics of each operator.
+//! The fingerprint identifies the plan across runs, processes and machines. An [`Environment`]
+//! is a snapshot of `information_schema`. The [`Store`] keeps bundles, run records (with each
+//! view's [`ViewStatus`] and [`WriteRecord`]) and environment snapshots under
+//! `<pipeline>/.dfpipe/`; [`diff_runs`], [`diff_bundles`] and [`diff_environments`] say what
+//! changed between two.
 //! `dfpipe-artifacts` reads `information_schema` generically and knows nothing about
 //! `dfpipe-contract`.
 
@@ -21,11 +23,14 @@ pub use bundle::{
     CaptureOptions, Captured, Column, FingerprintRecord, PlanBundle, RuleDelta, SubstraitMode, Unparsed, Validation,
     capture,
 };
-pub use diff::{Category, ChangedSetting, Diff, Retyped, SchemaChange, ViewChange, ViewDiff, diff_bundles, diff_runs};
+pub use diff::{
+    Category, ChangedColumn, ChangedSetting, Diff, EnvironmentDiff, Retyped, SchemaChange, ViewChange, ViewDiff,
+    diff_bundles, diff_environments, diff_runs,
+};
 pub use environment::{Environment, EnvironmentTable};
 pub use fingerprint::{Fingerprint, FingerprintInputs, Ingredients};
 pub use metrics::{AnalyzeLevel, OperatorMetrics, collect as collect_metrics};
-pub use store::{RunRecord, SCHEMA_VERSION, Store, UNCHANGED, ViewRecord};
+pub use store::{RunRecord, RunStatus, SCHEMA_VERSION, Store, UNCHANGED, ViewRecord, ViewStatus, WriteRecord};
 
 use std::path::PathBuf;
 
@@ -34,12 +39,12 @@ use std::path::PathBuf;
 pub enum ArtifactError {
     /// The optimized plan of a view has no Substrait form under `substrait = "strict"`.
     #[error(
-        "view `{view}`: no Substrait plan: {message}. Set `substrait = \"fallback\"` in [profile] to fingerprint the plan text instead."
+        "view `{view}`: no Substrait plan: {message}. To fingerprint the plan text instead, set `substrait = \"fallback\"` in [profile] or under [views.{view}]"
     )]
     Substrait {
         /// The view.
         view: String,
-        /// DataFusion's message, naming the unsupported node.
+        /// One line naming the node or expression the producer cannot encode.
         message: String,
     },
     /// DataFusion failed while planning.
@@ -56,6 +61,12 @@ pub enum ArtifactError {
         /// The file.
         path: PathBuf,
         /// What is wrong and what to do.
+        message: String,
+    },
+    /// A write report cannot be encoded into, or decoded from, its [`WriteRecord`].
+    #[error("write report: {message}")]
+    WriteReport {
+        /// What went wrong.
         message: String,
     },
     /// A filesystem operation on the store failed.

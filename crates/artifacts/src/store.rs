@@ -1,38 +1,142 @@
-//! The artifact store under `<pipeline>/.dfpipe/`: bundles by fingerprint, and run records.
+//! The artifact store under `<pipeline>/.dfpipe/`: bundles by fingerprint, run records, and
+//! environment snapshots by content.
+//!
+//! ```text
+//! .dfpipe/
+//!   bundles/<fingerprint>.msgpack        a view's PlanBundle, under the fingerprint it sealed
+//!   runs/<run id>.msgpack                a RunRecord: what one run did with every view
+//!   environments/<hash>.msgpack          an Environment, under Environment::fingerprint
+//! ```
 //!
 //! Every file is an rmp-serde envelope `{schema_version, kind, payload}`, written atomically
 //! (temporary file, fsync, rename). A file that does not decode, or that a newer dfpipe
 //! wrote, is an error naming the file; it is never silently used or overwritten. Files of an
 //! older schema version are migrated when read, and rewritten by [`Store::migrate`].
 //!
+//! A view's write report is kept in its [`ViewRecord`], inside the run record, rather than in
+//! a file of its own: it is written with the run it belongs to, atomically, and
+//! [`Store::last_write`] finds the last one of a view. The [`WriteRecord`] holds the figures
+//! and options a diff compares, and the writer's full report as opaque bytes, so that this
+//! crate knows nothing of the writer.
+//!
 //! Versions:
 //! - 1: bundles held the plans, lineage (relations, scans, functions) and Substrait bytes.
 //! - 2: bundles add the tree and verbose explains, the output schema, column lineage and
 //!   inspected columns, Substrait validation, unparsed SQL, the fingerprint's ingredients
 //!   and execution metrics. Run records are unchanged.
+//! - 3: environment snapshots are stored (`environments/`), and a run record names the one
+//!   it planned in (`environment`). A view record adds its write (`write`: target, format,
+//!   files, rows, bytes, options, and the full report). Statuses are typed ([`RunStatus`],
+//!   [`ViewStatus`]) with the same encoding as the strings of version 2. Bundles add the
+//!   physical optimizer's rule deltas (`physical_verbose`). A version 2 file decodes as
+//!   version 3 with the new fields empty.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{ArtifactError, Fingerprint, PlanBundle, Result};
+use crate::{ArtifactError, Environment, Fingerprint, PlanBundle, Result};
 use dfpipe_plan_walk::Lineage;
 
 /// The version of the store's file format that this dfpipe writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// What one run did, written when the run ends.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     /// The run's id: sortable by start time.
     pub run_id: String,
-    /// `succeeded` or `failed`.
-    pub status: String,
+    /// Whether it did everything it was asked.
+    pub status: RunStatus,
     /// Every view of the pipeline, in name order.
     pub views: Vec<ViewRecord>,
+    /// The environment the run planned in, as stored by [`Store::put_environment`].
+    #[serde(default)]
+    pub environment: Option<Fingerprint>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every view that had to run ran, and every contract held.
+    #[default]
+    Succeeded,
+    /// A view or a contract failed, or the run was stopped before it did all it was asked.
+    Failed,
+}
+
+impl RunStatus {
+    /// The status as recorded and reported: `succeeded` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Compares with the status's name, as in JSON documents: `status == "succeeded"`.
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// What a run did with one view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewStatus {
+    /// It ran, and its output was committed.
+    Succeeded,
+    /// It did not run: nothing to do, not selected, or stopped before it started.
+    #[default]
+    Skipped,
+    /// It ran and failed, or its contract did not hold.
+    Failed,
+    /// It did not run because a view it reads failed.
+    UpstreamFailed,
+}
+
+impl ViewStatus {
+    /// The status as recorded and reported: `succeeded`, `skipped`, `failed` or
+    /// `upstream_failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+            Self::UpstreamFailed => "upstream_failed",
+        }
+    }
+
+    /// Whether the view failed, by itself or through its upstream.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Failed | Self::UpstreamFailed)
+    }
+}
+
+impl fmt::Display for ViewStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Compares with the status's name, as in JSON documents: `status == "succeeded"`.
+impl PartialEq<&str> for ViewStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// What a run did with one view.
@@ -46,8 +150,8 @@ pub struct ViewRecord {
     /// fingerprint when it ran and committed, else carried over from the previous run.
     #[serde(default)]
     pub output_fingerprint: Option<Fingerprint>,
-    /// `succeeded`, `skipped`, `failed` or `upstream_failed`.
-    pub status: String,
+    /// What the run did with it.
+    pub status: ViewStatus,
     /// Why, for anything but `succeeded`.
     pub reason: Option<String>,
     /// Rows written, for a materialized view that ran.
@@ -60,7 +164,54 @@ pub struct ViewRecord {
     pub cost_ms: Option<u64>,
     /// Measured figures (bytes written, files, ...), by name.
     pub metrics: BTreeMap<String, u64>,
+    /// What its write did, for a view whose output this run wrote.
+    #[serde(default)]
+    pub write: Option<WriteRecord>,
 }
+
+/// What one write of a view's output did, as the writer reported it: the figures and
+/// options that diffs compare, and the full report, kept opaque.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteRecord {
+    /// The output location.
+    pub target: String,
+    /// The file format.
+    pub format: String,
+    /// The files written.
+    pub files: u64,
+    /// The rows written.
+    pub rows: u64,
+    /// The bytes written.
+    pub bytes: u64,
+    /// Every resolved format option and output knob, by key, as text.
+    pub options: BTreeMap<String, String>,
+    /// The writer's full report, encoded by [`WriteRecord::with_report`].
+    #[serde(with = "crate::bundle::serde_bytes_compat")]
+    pub report: Vec<u8>,
+}
+
+impl WriteRecord {
+    /// Keeps `report`, the writer's full report, in the record.
+    pub fn with_report<T: Serialize>(mut self, report: &T) -> Result<Self> {
+        self.report = rmp_serde::to_vec_named(report)
+            .map_err(|e| ArtifactError::WriteReport { message: format!("cannot encode: {e}") })?;
+        Ok(self)
+    }
+
+    /// The full report, decoded as the type [`WriteRecord::with_report`] was given; `None`
+    /// when the record holds none.
+    pub fn report<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        if self.report.is_empty() {
+            return Ok(None);
+        }
+        rmp_serde::from_slice(&self.report).map(Some).map_err(|e| ArtifactError::WriteReport {
+            message: format!("cannot decode ({e}); it was written by another version of the writer"),
+        })
+    }
+}
+
+/// The directory of environment snapshots.
+const ENVIRONMENTS: &str = "environments";
 
 /// The reason recorded for views skipped because their fingerprint did not change.
 pub const UNCHANGED: &str = "fingerprint unchanged";
@@ -88,7 +239,7 @@ impl Store {
     /// Opens (creating if needed) the store at `root`, usually `<pipeline>/.dfpipe`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        for dir in ["bundles", "runs"] {
+        for dir in ["bundles", "runs", ENVIRONMENTS] {
             let path = root.join(dir);
             std::fs::create_dir_all(&path).map_err(|source| ArtifactError::Io {
                 action: "cannot create",
@@ -127,6 +278,38 @@ impl Store {
         Ok(path)
     }
 
+    /// Saves an environment snapshot under its [`Environment::fingerprint`], unless one with
+    /// that content is stored already, and returns the fingerprint for a [`RunRecord`].
+    pub fn put_environment(&self, environment: &Environment) -> Result<Fingerprint> {
+        let fingerprint = environment.fingerprint();
+        let path = self.root.join(ENVIRONMENTS).join(format!("{fingerprint}.msgpack"));
+        if !path.exists() {
+            write_atomic(&path, environment)?;
+        }
+        Ok(fingerprint)
+    }
+
+    /// Loads the environment snapshot stored under `fingerprint`, if any.
+    pub fn environment(&self, fingerprint: &Fingerprint) -> Result<Option<Environment>> {
+        let path = self.root.join(ENVIRONMENTS).join(format!("{fingerprint}.msgpack"));
+        if !path.exists() {
+            return Ok(None);
+        }
+        read(&path).map(Some)
+    }
+
+    /// The last write of `view`: the id of the most recent run that wrote its output, and
+    /// that write's record.
+    pub fn last_write(&self, view: &str) -> Result<Option<(String, WriteRecord)>> {
+        for id in self.run_ids()?.iter().rev() {
+            let mut run = self.run(id)?;
+            if let Some(write) = run.views.iter_mut().find(|v| v.name == view).and_then(|v| v.write.take()) {
+                return Ok(Some((run.run_id, write)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The ids of all recorded runs, oldest first.
     pub fn run_ids(&self) -> Result<Vec<String>> {
         let dir = self.root.join("runs");
@@ -148,23 +331,23 @@ impl Store {
     /// Rewrites every file of an older schema version in the current one. Returns how many
     /// files it rewrote.
     pub fn migrate(&self) -> Result<usize> {
+        Ok(self.migrate_dir::<PlanBundle>("bundles")?
+            + self.migrate_dir::<RunRecord>("runs")?
+            + self.migrate_dir::<Environment>(ENVIRONMENTS)?)
+    }
+
+    /// Rewrites the files of an older schema version in `dir`, all of kind `T`.
+    fn migrate_dir<T: Stored>(&self, dir: &str) -> Result<usize> {
+        let dir = self.root.join(dir);
+        let entries = std::fs::read_dir(&dir).map_err(|source| ArtifactError::Io {
+            action: "cannot list",
+            path: dir.clone(),
+            source,
+        })?;
         let mut rewritten = 0;
-        for (dir, is_bundle) in [("bundles", true), ("runs", false)] {
-            let dir = self.root.join(dir);
-            let entries = std::fs::read_dir(&dir).map_err(|source| ArtifactError::Io {
-                action: "cannot list",
-                path: dir.clone(),
-                source,
-            })?;
-            for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "msgpack")) {
-                if version_of(&path)? >= SCHEMA_VERSION {
-                    continue;
-                }
-                if is_bundle {
-                    write_atomic(&path, &read::<PlanBundle>(&path)?)?;
-                } else {
-                    write_atomic(&path, &read::<RunRecord>(&path)?)?;
-                }
+        for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "msgpack")) {
+            if version_of(&path)? < SCHEMA_VERSION {
+                write_atomic(&path, &read::<T>(&path)?)?;
                 rewritten += 1;
             }
         }
@@ -215,6 +398,10 @@ trait Stored: Serialize + DeserializeOwned {
 
 impl Stored for RunRecord {
     const KIND: &'static str = "run";
+}
+
+impl Stored for Environment {
+    const KIND: &'static str = "environment";
 }
 
 impl Stored for PlanBundle {
@@ -303,14 +490,15 @@ mod tests {
     fn record() -> RunRecord {
         RunRecord {
             run_id: "00000000000000000001".to_owned(),
-            status: "succeeded".to_owned(),
+            status: RunStatus::Succeeded,
             views: vec![ViewRecord {
                 name: "q01".to_owned(),
                 fingerprint: Fingerprint("ab".repeat(16)),
-                status: "succeeded".to_owned(),
+                status: ViewStatus::Succeeded,
                 rows: Some(4),
                 ..ViewRecord::default()
             }],
+            environment: None,
         }
     }
 

@@ -28,7 +28,7 @@ pub use report::{LineageReport, PlanReport, RunReport, ScheduleReport, ViewLinea
 pub use run::Event;
 pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
 
-pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, ViewChange, ViewDiff};
+pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, RunStatus, ViewChange, ViewDiff, ViewStatus};
 pub use dfpipe_contract::CheckReport;
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
 pub use dfpipe_scheduler::{CancelToken, CostSource};

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use datafusion::physical_plan::ExecutionPlan;
-use dfpipe_artifacts::{OperatorMetrics, RunRecord, ViewRecord, collect_metrics};
+use dfpipe_artifacts::{OperatorMetrics, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord};
 use dfpipe_scheduler::TaskOutcome;
 
 use crate::Result;
@@ -13,6 +13,7 @@ use crate::decide::{BYTES, ELAPSED_COMPUTE_US, PARTITIONS, REPARTITIONS};
 use crate::planned::{Planned, PlannedView};
 use crate::report::{RunReport, ViewRunReport};
 use crate::run::{Executed, Halt};
+use dfpipe_writer::WriteReport;
 
 /// Why a view that was running when the run was cancelled did not commit.
 const CANCELLED: &str = "cancelled while running: nothing committed, the previous output stays";
@@ -23,7 +24,7 @@ const STOPPED: &str = "not started: an earlier failure stopped the run (--fail-f
 
 /// What a run did with one view.
 struct Outcome {
-    status: &'static str,
+    status: ViewStatus,
     reason: Option<String>,
     duration: Option<Duration>,
     executed: Option<Executed>,
@@ -57,7 +58,7 @@ impl Planned {
             }
             views.push(ViewRunReport {
                 name: view.name.clone(),
-                status: record.status.clone(),
+                status: record.status,
                 reason: record.reason.clone(),
                 rows: record.rows,
                 duration_ms: record.duration_ms,
@@ -67,9 +68,11 @@ impl Planned {
             records.push(record);
         }
         // A run stopped before it did what it was asked fails; its views run next time.
-        let failed = interrupted || views.iter().any(|v| v.status == "failed" || v.status == "upstream_failed");
-        let status = if failed { "failed" } else { "succeeded" }.to_owned();
-        self.store.put_run(&RunRecord { run_id: run_id.clone(), status: status.clone(), views: records })?;
+        let failed = interrupted || views.iter().any(|v| v.status.is_failure());
+        let status = if failed { RunStatus::Failed } else { RunStatus::Succeeded };
+        // The whole environment, stored once per distinct content.
+        let environment = Some(self.store.put_environment(self.environment())?);
+        self.store.put_run(&RunRecord { run_id: run_id.clone(), status, views: records, environment })?;
 
         // The schedule as it ran: measured durations, the wall time as the makespan.
         let actual = self.graph.schedule(&measured, self.workers)?;
@@ -98,7 +101,7 @@ impl Planned {
                 _ => false,
             };
         let skipped = |reason: &str| Outcome {
-            status: "skipped",
+            status: ViewStatus::Skipped,
             reason: Some(reason.to_owned()),
             duration: None,
             executed: None,
@@ -106,7 +109,7 @@ impl Planned {
         };
         match outcome {
             TaskOutcome::Succeeded { value: Some(executed), duration } => Outcome {
-                status: "succeeded",
+                status: ViewStatus::Succeeded,
                 reason: None,
                 duration: Some(duration),
                 executed: Some(executed),
@@ -118,14 +121,14 @@ impl Planned {
             TaskOutcome::Failed { error: Halt::Cancelled, .. } => skipped(CANCELLED),
             _ if stopped_by_cancel => skipped(NOT_STARTED),
             TaskOutcome::Failed { error: Halt::Failed(error), duration } => Outcome {
-                status: "failed",
+                status: ViewStatus::Failed,
                 reason: Some(error),
                 duration: Some(duration),
                 executed: None,
                 interrupted: false,
             },
             TaskOutcome::UpstreamFailed { failed } => Outcome {
-                status: "upstream_failed",
+                status: ViewStatus::UpstreamFailed,
                 reason: Some(format!("upstream view `{}` failed", self.views[failed].name)),
                 duration: None,
                 executed: None,
@@ -144,13 +147,14 @@ impl Planned {
             name: view.name.clone(),
             fingerprint: view.fingerprint.clone(),
             output_fingerprint: view.output_fingerprint().cloned(),
-            status: outcome.status.to_owned(),
+            status: outcome.status,
             reason: outcome.reason.clone(),
             rows: None,
             duration_ms,
             // Only a successful run measures the cost; other runs keep the last measurement.
             cost_ms: view.last.as_ref().and_then(|l| l.cost_ms),
             metrics: view.last.as_ref().map(|l| l.metrics.clone()).unwrap_or_default(),
+            write: None,
         };
         let Some(executed) = &outcome.executed else {
             if self.store.bundle(&view.fingerprint)?.is_none() {
@@ -159,7 +163,7 @@ impl Planned {
             return Ok(record);
         };
         let mut bundle = view.bundle.clone();
-        bundle.metrics = collect_metrics(executed.physical.as_ref(), self.spec.profile.analyze_level);
+        bundle.record_execution(executed.physical.as_ref(), self.spec.profile.analyze_level);
         self.store.put_bundle(&view.fingerprint, &bundle)?;
         record.output_fingerprint = Some(view.fingerprint.clone());
         record.rows = Some(executed.write.rows);
@@ -167,8 +171,37 @@ impl Planned {
         record.metrics = cost_metrics(executed.physical.as_ref(), &bundle.metrics);
         record.metrics.insert(BYTES.to_owned(), executed.write.bytes);
         record.metrics.insert("files".to_owned(), executed.write.files.len() as u64);
+        record.write = Some(write_record(&executed.write)?);
         Ok(record)
     }
+}
+
+/// The store's record of a committed write: its figures, every resolved option and knob
+/// (what `dfpipe diff` compares), and the whole report (what `explain --format write` shows).
+fn write_record(report: &WriteReport) -> Result<WriteRecord> {
+    let mut options = report.options.clone();
+    let knobs = &report.knobs;
+    let mut knob = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            options.insert(format!("knob.{name}"), value);
+        }
+    };
+    let text = |v: Option<usize>| v.map(|v| v.to_string());
+    knob("minimum_parallel_output_files", text(knobs.minimum_parallel_output_files));
+    knob("soft_max_rows_per_output_file", text(knobs.soft_max_rows_per_output_file));
+    knob("maximum_parallel_row_group_writers", text(knobs.maximum_parallel_row_group_writers));
+    knob("maximum_buffered_record_batches_per_stream", text(knobs.maximum_buffered_record_batches_per_stream));
+    knob("allow_single_file_parallelism", knobs.allow_single_file_parallelism.map(|b| b.to_string()));
+    let record = WriteRecord {
+        target: report.target.clone(),
+        format: report.format.name().to_owned(),
+        files: report.files.len() as u64,
+        rows: report.rows,
+        bytes: report.bytes,
+        options,
+        report: Vec::new(),
+    };
+    Ok(record.with_report(report)?)
 }
 
 /// What the cost model reads of an executed plan: compute summed over its operators, the

@@ -1,5 +1,6 @@
 //! The JSON documents of `run`, `plan` and `lineage`, as PRODUCT.md specifies them.
 
+use dfpipe_artifacts::{RunStatus, ViewStatus};
 use dfpipe_plan_walk::Lineage;
 use dfpipe_scheduler::CostSource;
 use serde::Serialize;
@@ -10,7 +11,7 @@ pub struct RunReport {
     /// The run's id in the store.
     pub run_id: String,
     /// `succeeded` or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     /// One entry per view, in name order.
     pub views: Vec<ViewRunReport>,
     /// The schedule as it ran.
@@ -23,7 +24,7 @@ pub struct ViewRunReport {
     /// The view.
     pub name: String,
     /// `succeeded`, `skipped`, `failed` or `upstream_failed`.
-    pub status: String,
+    pub status: ViewStatus,
     /// Why it was skipped or failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
