@@ -26,7 +26,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::table::{ConstrainedTable, UnionTable};
 use crate::validate::validate_all;
-use crate::{Contract, ContractError, Result};
+use crate::{ConstraintKind, Contract, ContractError, Result};
 
 const TABLE_CONSTRAINTS: &str = "table_constraints";
 const KEY_COLUMN_USAGE: &str = "key_column_usage";
@@ -79,8 +79,10 @@ pub async fn register(ctx: &SessionContext, contracts: &[Contract]) -> Result<()
             .unwrap_or_default();
         for (kind, key) in contract.keys() {
             let indices: Vec<usize> = key.iter().filter_map(|c| validated.schema.index_of(c).ok()).collect();
-            let constraint =
-                if kind == "primary_key" { Constraint::PrimaryKey(indices) } else { Constraint::Unique(indices) };
+            let constraint = match kind {
+                ConstraintKind::PrimaryKey => Constraint::PrimaryKey(indices),
+                _ => Constraint::Unique(indices),
+            };
             if !constraints.contains(&constraint) {
                 constraints.push(constraint);
             }
@@ -242,7 +244,7 @@ impl Names {
         contract
             .keys()
             .map(|(kind, key)| {
-                if kind == "primary_key" {
+                if kind == ConstraintKind::PrimaryKey {
                     ("PRIMARY KEY", key, self.take(&format!("{table}_pkey")))
                 } else {
                     ("UNIQUE", key, self.take(&format!("{table}_{}_key", key.join("_"))))

@@ -10,7 +10,9 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::common::{Constraint, Constraints};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dfpipe_contract::{CheckOptions, CheckReport, Contract, ContractError, Fusion, check_with, register};
+use dfpipe_contract::{
+    CheckOptions, CheckReport, CheckResult, ConstraintKind, Contract, ContractError, Fusion, check_with, register,
+};
 use serde_json::json;
 use tpchgen::generators::{
     CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator, PartSuppGenerator,
@@ -79,7 +81,7 @@ async fn check(ctx: &SessionContext, contracts: &[Contract]) -> CheckReport {
 }
 
 /// The violated results, as (relation, constraint, columns, violations, samples).
-fn failures(report: &CheckReport) -> Vec<(String, &'static str, String, u64, serde_json::Value)> {
+fn failures(report: &CheckReport) -> Vec<(String, ConstraintKind, String, u64, serde_json::Value)> {
     report
         .results
         .iter()
@@ -110,8 +112,11 @@ async fn tpch_keys_hold_on_generated_data() {
     register(&ctx, &contracts).await.unwrap();
     let report = check(&ctx, &contracts).await;
     assert!(report.passed, "{report:#?}");
-    let kinds = |kind: &str| report.results.iter().filter(|r| r.constraint == kind).count();
-    assert_eq!((kinds("primary_key"), kinds("foreign_key"), kinds("not_null")), (8, 8, 10));
+    let kinds = |kind: ConstraintKind| report.results.iter().filter(|r| r.constraint == kind).count();
+    assert_eq!(
+        (kinds(ConstraintKind::PrimaryKey), kinds(ConstraintKind::ForeignKey), kinds(ConstraintKind::NotNull)),
+        (8, 8, 10)
+    );
     assert!(report.drift.is_empty());
 }
 
@@ -140,7 +145,7 @@ async fn duplicate_key() {
         failures(&report),
         vec![(
             "orders".to_owned(),
-            "primary_key",
+            ConstraintKind::PrimaryKey,
             "o_orderkey".to_owned(),
             2,
             json!([{"o_orderkey": 7, "rows": 2}, {"o_orderkey": 32, "rows": 2}])
@@ -166,7 +171,7 @@ async fn composite_key_duplicate() {
         failures(&report),
         vec![(
             "lineitem".to_owned(),
-            "primary_key",
+            ConstraintKind::PrimaryKey,
             "l_orderkey,l_linenumber".to_owned(),
             2,
             json!([{"l_orderkey": 1, "l_linenumber": 1, "rows": 3}, {"l_orderkey": 3, "l_linenumber": 2, "rows": 2}])
@@ -194,16 +199,16 @@ async fn null_key() {
     assert_eq!(failed.len(), 2, "{failed:#?}");
     // Order 7 lost its key: one null key, and its line items became orphans.
     assert_eq!(&failed[0].0, "lineitem");
-    assert_eq!((failed[0].1, failed[0].2.as_str(), failed[0].3), ("foreign_key", "l_orderkey", lines_of_7));
+    assert_eq!((failed[0].1, failed[0].2.as_str(), failed[0].3), (ConstraintKind::ForeignKey, "l_orderkey", lines_of_7));
     assert_eq!(failed[0].4[0], json!({"l_orderkey": 7, "l_linenumber": 1}));
     assert_eq!(
         (failed[1].0.as_str(), failed[1].1, failed[1].2.as_str(), failed[1].3),
-        ("orders", "not_null", "o_orderkey", 1)
+        ("orders", ConstraintKind::NotNull, "o_orderkey", 1)
     );
     let sample = &failed[1].4[0];
     assert_eq!((&sample["o_orderkey"], &sample["o_custkey"]), (&json!(null), &json!(392)));
     // A null is not a duplicate.
-    let pk = report.results.iter().find(|r| r.relation == "orders" && r.constraint == "primary_key").unwrap();
+    let pk = report.results.iter().find(|r| r.relation == "orders" && r.constraint == ConstraintKind::PrimaryKey).unwrap();
     assert_eq!(pk.violations, 0);
 }
 
@@ -224,7 +229,7 @@ async fn orphan_foreign_key() {
         failures(&report),
         vec![(
             "orders".to_owned(),
-            "foreign_key",
+            ConstraintKind::ForeignKey,
             "o_custkey".to_owned(),
             2,
             json!([{"o_orderkey": 1, "o_custkey": 999_999}, {"o_orderkey": 2, "o_custkey": 999_999}])
@@ -261,7 +266,7 @@ async fn packed_two_column_foreign_key_is_exact_at_the_range_edges() {
         failures(&report),
         vec![(
             "c".to_owned(),
-            "foreign_key",
+            ConstraintKind::ForeignKey,
             "x,y".to_owned(),
             5,
             json!([{"x": -1, "y": 2}, {"x": 0, "y": 4_294_967_298_i64}, {"x": 2, "y": 1}])
@@ -285,10 +290,10 @@ async fn not_null_and_unique_on_a_nullable_table() {
     assert_eq!(
         failures(&report),
         vec![
-            ("t".to_owned(), "unique", "code".to_owned(), 1, json!([{"code": "a", "rows": 2}])),
+            ("t".to_owned(), ConstraintKind::Unique, "code".to_owned(), 1, json!([{"code": "a", "rows": 2}])),
             (
                 "t".to_owned(),
-                "not_null",
+                ConstraintKind::NotNull,
                 "amount".to_owned(),
                 2,
                 json!([{"id": 2, "code": "a", "amount": null}, {"id": 3, "code": null, "amount": null}])
@@ -459,4 +464,25 @@ async fn drift_reports_added_removed_and_retyped_columns() {
     let report = check(&ctx, std::slice::from_ref(&added)).await;
     assert!(report.passed);
     assert_eq!(report.drift[0].added.len(), 1);
+}
+
+/// Constraint kinds read as `dfpipe check --json` shows them, and display the same.
+#[test]
+fn constraint_kinds_serialize_in_snake_case() {
+    let kinds = [ConstraintKind::PrimaryKey, ConstraintKind::Unique, ConstraintKind::NotNull, ConstraintKind::ForeignKey];
+    assert_eq!(serde_json::to_value(kinds).unwrap(), json!(["primary_key", "unique", "not_null", "foreign_key"]));
+    assert_eq!(kinds.map(|k| k.to_string()), ["primary_key", "unique", "not_null", "foreign_key"]);
+    assert_eq!(format!("{:<12}|", ConstraintKind::Unique), "unique      |");
+    let result = CheckResult {
+        relation: "orders".to_owned(),
+        constraint: ConstraintKind::PrimaryKey,
+        columns: vec!["o_orderkey".to_owned()],
+        violations: 3,
+        samples: vec![BTreeMap::from([("o_orderkey".to_owned(), json!(7))])],
+    };
+    assert_eq!(
+        serde_json::to_value(&result).unwrap(),
+        json!({"relation": "orders", "constraint": "primary_key", "columns": ["o_orderkey"], "violations": 3,
+               "samples": [{"o_orderkey": 7}]})
+    );
 }

@@ -21,7 +21,7 @@ pub use run::Event;
 pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
 
 pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, ViewChange, ViewDiff};
-pub use dfpipe_contract::CheckReport;
+pub use dfpipe_contract::{CheckReport, ConstraintKind};
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
 pub use dfpipe_scheduler::CancelToken;
 pub use dfpipe_views::{BoundParams, ParamSpec, ViewTemplate};
