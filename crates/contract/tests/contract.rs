@@ -5,9 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, RecordBatchReader};
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::common::{Constraint, Constraints};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, TableFunctionArgs, TableFunctionImpl, TableProvider,
+};
+use datafusion::common::{Constraint, Constraints, ScalarValue, TableReference};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use dfpipe_contract::{
@@ -464,6 +467,127 @@ async fn drift_reports_added_removed_and_retyped_columns() {
     let report = check(&ctx, std::slice::from_ref(&added)).await;
     assert!(report.passed);
     assert_eq!(report.drift[0].added.len(), 1);
+}
+
+/// Every table `information_schema.tables` lists under `information_schema`, in every
+/// catalog, read as the environment snapshot reads them (`SessionContext::table`).
+async fn read_every_information_schema_table(ctx: &SessionContext) -> Vec<String> {
+    let listing = ctx
+        .sql(
+            "SELECT table_catalog, table_name FROM information_schema.tables \
+             WHERE table_schema = 'information_schema' ORDER BY 1, 2",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    for batch in &listing {
+        let (catalogs, names) = (batch.column(0), batch.column(1));
+        for row in 0..batch.num_rows() {
+            let catalog = ScalarValue::try_from_array(catalogs, row).unwrap().to_string();
+            let name = ScalarValue::try_from_array(names, row).unwrap().to_string();
+            let table = TableReference::full(catalog.as_str(), "information_schema", name.as_str());
+            let df = ctx.table(table).await.unwrap_or_else(|e| panic!("{catalog}.information_schema.{name}: {e}"));
+            df.collect().await.unwrap_or_else(|e| panic!("{catalog}.information_schema.{name}: {e}"));
+            read.push(format!("{catalog}.{name}"));
+        }
+    }
+    read
+}
+
+fn primary_keys(listed: &str) -> bool {
+    listed.contains("| PRIMARY KEY     | 8  |")
+}
+
+const COUNT_BY_TYPE: &str =
+    "SELECT constraint_type, count(*) AS n FROM information_schema.table_constraints GROUP BY 1 ORDER BY 1";
+
+/// A catalog registered after `register` gets its own `information_schema`: its tables are
+/// listed, every listed `information_schema` table of every catalog can be read, and the
+/// constraint tables still answer.
+#[tokio::test]
+async fn a_catalog_registered_later_gets_information_schema() {
+    let ctx = tpch();
+    register(&ctx, &demo_contracts()).await.unwrap();
+    let catalog = Arc::new(MemoryCatalogProvider::new());
+    catalog.register_schema("sales", Arc::new(MemorySchemaProvider::new())).unwrap();
+    ctx.register_catalog("warehouse", catalog);
+    let batch = RecordBatch::try_from_iter([("units", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)]).unwrap();
+    ctx.register_batch("warehouse.sales.stock", batch).unwrap();
+
+    let tables = sql(
+        &ctx,
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = 'warehouse' ORDER BY 1, 2",
+    )
+    .await;
+    assert!(tables.contains("| sales              | stock "), "{tables}");
+    assert!(tables.contains("| information_schema | table_constraints "), "{tables}");
+    let read = read_every_information_schema_table(&ctx).await;
+    assert!(read.contains(&"warehouse.table_constraints".to_owned()), "{read:?}");
+    assert!(read.contains(&"warehouse.columns".to_owned()), "{read:?}");
+    let columns = sql(&ctx, "SELECT column_name FROM warehouse.information_schema.columns WHERE table_name = 'stock'").await;
+    assert!(columns.contains("units"), "{columns}");
+    assert!(primary_keys(&sql(&ctx, COUNT_BY_TYPE).await));
+    // Contracts registered afterwards see the new catalog's relations.
+    register(&ctx, &[Contract::new("warehouse.sales.stock").primary_key(["units"])]).await.unwrap();
+    let keys = sql(&ctx, "SELECT constraint_name FROM information_schema.table_constraints WHERE table_name = 'stock'").await;
+    assert!(keys.contains("stock_pkey"), "{keys}");
+}
+
+/// A table function registered after `register` is listed in `routines` (and one removed
+/// is not), like DataFusion's own `information_schema` does, and the constraint tables
+/// still answer.
+#[tokio::test]
+async fn a_table_function_registered_later_is_listed() {
+    let ctx = tpch();
+    register(&ctx, &demo_contracts()).await.unwrap();
+    let region = ctx.table_provider("region").await.unwrap();
+    ctx.register_udtf("regions_again", Arc::new(Fixed(region)));
+    let routines = "SELECT routine_name, function_type FROM information_schema.routines WHERE routine_name = 'regions_again'";
+    let listed = sql(&ctx, routines).await;
+    assert!(listed.contains("| regions_again | TABLE "), "{listed}");
+    assert_eq!(count(&ctx, "SELECT * FROM regions_again()").await, 5);
+    assert!(primary_keys(&sql(&ctx, COUNT_BY_TYPE).await));
+    read_every_information_schema_table(&ctx).await;
+    ctx.deregister_udtf("regions_again");
+    assert!(!sql(&ctx, routines).await.contains("regions_again"));
+}
+
+/// A table function that returns one table, whatever its arguments.
+#[derive(Debug)]
+struct Fixed(Arc<dyn TableProvider>);
+
+impl TableFunctionImpl for Fixed {
+    fn call_with_args(&self, _args: TableFunctionArgs) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        Ok(Arc::clone(&self.0))
+    }
+}
+
+/// `datafusion.catalog.information_schema` set back to `true` (which makes DataFusion answer
+/// `information_schema` itself) keeps the constraint tables in SQL: queried, aliased,
+/// joined, and listed by `SHOW TABLES`.
+#[tokio::test]
+async fn information_schema_turned_on_again_keeps_the_constraint_tables() {
+    let ctx = tpch();
+    register(&ctx, &demo_contracts()).await.unwrap();
+    ctx.sql("SET datafusion.catalog.information_schema = true").await.unwrap().collect().await.unwrap();
+    assert!(ctx.state().config().information_schema());
+    assert!(primary_keys(&sql(&ctx, COUNT_BY_TYPE).await));
+    let region = sql(
+        &ctx,
+        "SELECT t.constraint_name, k.column_name FROM information_schema.table_constraints AS t \
+         JOIN datafusion.information_schema.key_column_usage k ON k.constraint_name = t.constraint_name \
+         WHERE t.table_name = 'region'",
+    )
+    .await;
+    assert!(region.contains("| region_pkey     | r_regionkey "), "{region}");
+    let tables = sql(&ctx, "SHOW TABLES").await;
+    assert!(tables.contains("| table_constraints ") && tables.contains("| lineitem "), "{tables}");
+    let columns = sql(&ctx, "SHOW COLUMNS FROM region").await;
+    assert!(columns.contains("r_regionkey"), "{columns}");
+    assert!(sql(&ctx, "SELECT count(*) FROM information_schema.df_settings").await.contains('|'));
 }
 
 /// Constraint kinds read as `dfpipe check --json` shows them, and display the same.
