@@ -9,7 +9,7 @@ use dfpipe_plan_walk::Lineage;
 
 use crate::params::{ListStrategy, ParamValue, register_param_table};
 use crate::template::build_template;
-use crate::{Result, SqlView, ViewError, ViewTemplate, register_lazy};
+use crate::{Result, SqlView, ViewError, ViewTemplate, register_lazy, user_message};
 
 /// The named views of one pipeline. [`ViewRegistry::register`] plans each view once, after
 /// the views it names, and registers it as a [`crate::LazyView`]. Nothing executes.
@@ -57,6 +57,19 @@ impl ViewSource {
         match self {
             Self::Sql(_) => None,
             Self::Template { template, .. } => template.depends_on(),
+        }
+    }
+
+    /// The error of this view's plan failing after [`ViewSource::plan`], while it is
+    /// optimized or physically planned: for a SQL view, [`SqlView::planning_error`] (the view,
+    /// its file and, where DataFusion gives one, the line and column); for a template, the
+    /// template's error. Either reads as [`user_message`] says.
+    pub fn planning_error(&self, error: &datafusion::error::DataFusionError) -> ViewError {
+        match self {
+            Self::Sql(view) => view.planning_error(error),
+            Self::Template { template, .. } => {
+                ViewError::Template { view: template.name().to_owned(), message: user_message(error) }
+            }
         }
     }
 
@@ -135,7 +148,7 @@ impl ViewRegistry {
             let lineage = Lineage::of(df.logical_plan())
                 .map_err(|e| ViewError::Lineage { view: name.to_owned(), message: e.to_string() })?;
             register_lazy(ctx, name, df.clone())
-                .map_err(|e| ViewError::Template { view: name.to_owned(), message: e.strip_backtrace() })?;
+                .map_err(|e| ViewError::Template { view: name.to_owned(), message: user_message(&e) })?;
             views.push(RegisteredView {
                 name: name.to_owned(),
                 dataframe: df,

@@ -13,7 +13,7 @@ use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 use crate::params::{ListParam, ListStrategy, PARAM_TABLE, ParamTable, ParamValue, coerce};
-use crate::{LazyView, Result, ViewError};
+use crate::{LazyView, Result, ViewError, user_message};
 
 /// A view defined by one SQL query, parsed and checked but not yet planned.
 #[derive(Debug, Clone)]
@@ -161,7 +161,7 @@ impl SqlView {
             .map_err(|e| ViewError::Refused {
             view: self.name.clone(),
             file: self.file.clone(),
-            what: e.strip_backtrace(),
+            what: user_message(&e),
         })?;
         let plan = self.bind(plan, &asked)?;
         Ok(DataFrame::new(state, plan))
@@ -179,6 +179,15 @@ impl SqlView {
         invalid(&self.name, &self.file, &error)
     }
 
+    /// The error of this view's plan failing after it left [`SqlView::plan`]: while it is
+    /// optimized or physically planned (by `dfpipe-artifacts`' `capture`, say). A user's
+    /// type or cast error often surfaces only there. The error names the view and its file,
+    /// with the line and column where DataFusion's diagnostic gives them, and reads as
+    /// [`user_message`] says.
+    pub fn planning_error(&self, error: &DataFusionError) -> ViewError {
+        invalid(&self.name, &self.file, error)
+    }
+
     fn parameter(&self, message: String) -> ViewError {
         ViewError::Parameter { view: self.name.clone(), message }
     }
@@ -187,7 +196,7 @@ impl SqlView {
     fn bind(&self, plan: LogicalPlan, lists_read: &BTreeSet<String>) -> Result<LogicalPlan> {
         let types: BTreeMap<String, _> = plan
             .get_parameter_types()
-            .map_err(|e| self.parameter(e.strip_backtrace()))?
+            .map_err(|e| self.parameter(user_message(&e)))?
             .into_iter()
             .map(|(id, t)| (id.trim_start_matches('$').to_owned(), t))
             .collect();
@@ -216,7 +225,7 @@ impl SqlView {
         if values.is_empty() {
             return Ok(plan);
         }
-        plan.with_param_values(values).map_err(|e| self.parameter(e.strip_backtrace()))
+        plan.with_param_values(values).map_err(|e| self.parameter(user_message(&e)))
     }
 }
 
@@ -234,7 +243,7 @@ fn missing(name: &str) -> String {
 /// A parse or planning error, with the line and column DataFusion's diagnostic or the
 /// parser's message gives.
 pub(crate) fn invalid(view: &str, file: &Path, error: &DataFusionError) -> ViewError {
-    let mut message = error.strip_backtrace();
+    let mut message = user_message(error);
     let from_diagnostic =
         error.diagnostic().and_then(|d| d.span).filter(|s| s.start.line > 0).map(|s| (s.start.line, s.start.column));
     let from_text = strip_location(&mut message);
