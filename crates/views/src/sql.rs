@@ -7,7 +7,8 @@ use std::sync::Arc;
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan, Operator};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -163,6 +164,18 @@ impl SqlView {
             file: self.file.clone(),
             what: user_message(&e),
         })?;
+        if let Some(op) = unexecutable_operator(&plan) {
+            return Err(ViewError::Invalid {
+                view: self.name.clone(),
+                file: self.file.clone(),
+                line: None,
+                column: None,
+                message: format!(
+                    "operator `{op}` is not supported for these operands: DataFusion runs `@>` and `<@` on arrays \
+                     only (as array_has_all), and the other operators of its kind not at all; write it with a function"
+                ),
+            });
+        }
         let plan = self.bind(plan, &asked)?;
         Ok(DataFrame::new(state, plan))
     }
@@ -227,6 +240,44 @@ impl SqlView {
         }
         plan.with_param_values(values).map_err(|e| self.parameter(user_message(&e)))
     }
+}
+
+/// The first binary operator of `plan` (subqueries included) that DataFusion plans but
+/// cannot evaluate: `@>` and `<@` on operands that are not arrays (on arrays the SQL planner
+/// rewrote them into `array_has_all`), and the JSON-style operators no function backs.
+/// DataFusion builds the physical plan for them, and fails only when a batch is evaluated.
+fn unexecutable_operator(plan: &LogicalPlan) -> Option<Operator> {
+    let mut found = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::BinaryExpr(binary) = e
+                    && matches!(
+                        binary.op,
+                        Operator::AtArrow
+                            | Operator::ArrowAt
+                            | Operator::Arrow
+                            | Operator::LongArrow
+                            | Operator::HashArrow
+                            | Operator::HashLongArrow
+                            | Operator::AtAt
+                            | Operator::HashMinus
+                            | Operator::AtQuestion
+                            | Operator::Question
+                            | Operator::QuestionAnd
+                            | Operator::QuestionPipe
+                            | Operator::IntegerDivide
+                            | Operator::Colon
+                    )
+                {
+                    found = Some(binary.op);
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    found
 }
 
 /// The line and column just after the last character of `text`.
