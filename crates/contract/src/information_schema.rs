@@ -125,14 +125,13 @@ pub async fn register(ctx: &SessionContext, contracts: &[Contract]) -> Result<()
     };
     // The catalog list, wrapped once; every catalog in it, and every one registered later,
     // gets an `information_schema` of its own.
-    let shared = match existing {
-        Some(shared) => shared,
-        None => {
-            let list = ContractCatalogs::wrap(Arc::clone(&inner), contracts_before.unwrap_or_default());
-            let shared = Arc::clone(&list.shared);
-            ctx.register_catalog_list(list);
-            shared
-        }
+    let shared = if let Some(shared) = existing {
+        shared
+    } else {
+        let list = ContractCatalogs::wrap(Arc::clone(&inner), contracts_before.unwrap_or_default());
+        let shared = Arc::clone(&list.shared);
+        ctx.register_catalog_list(list);
+        shared
     };
     let session = ctx.state_weak_ref();
     let functions: TableFunctions =
@@ -147,7 +146,8 @@ pub async fn register(ctx: &SessionContext, contracts: &[Contract]) -> Result<()
     }
     // SQL's `information_schema.<table>` is planned from the catalogs even if DataFusion's
     // own resolution is turned back on.
-    let planner = Arc::clone(shared.planner.get_or_init(|| Arc::new(ContractRelations { shared: Arc::downgrade(&shared) })));
+    let planner =
+        Arc::clone(shared.planner.get_or_init(|| Arc::new(ContractRelations { shared: Arc::downgrade(&shared) })));
     let planned_here = state.relation_planners().iter().any(|p| same(p, &planner));
     if !planned_here {
         ctx.register_relation_planner(planner).map_err(dferr(INFORMATION_SCHEMA))?;
@@ -270,7 +270,7 @@ impl ContractCatalogs {
     /// Wraps `inner`, starting with the contracts registered before (if any).
     fn wrap(inner: Arc<dyn CatalogProviderList>, contracts: BTreeMap<(String, String, String), Contract>) -> Arc<Self> {
         Arc::new_cyclic(|me: &Weak<Self>| {
-            let catalogs: Weak<dyn CatalogProviderList> = me.clone();
+            let catalogs: Weak<dyn CatalogProviderList> = Weak::<Self>::clone(me);
             let nothing_yet: TableFunctions = Arc::new(|| None);
             let shared = Shared {
                 catalogs,
@@ -319,7 +319,11 @@ impl CatalogProvider for WithInformationSchema {
         if name == INFORMATION_SCHEMA { Some(Arc::clone(&self.schema)) } else { self.inner.schema(name) }
     }
 
-    fn register_schema(&self, name: &str, schema: Arc<dyn SchemaProvider>) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
         self.inner.register_schema(name, schema)
     }
 
@@ -339,7 +343,11 @@ struct ContractRelations {
 impl ContractRelations {
     /// The scan of `relation`, with its alias, when it is an `information_schema` table
     /// this session serves.
-    fn served(&self, relation: &TableFactor, context: &dyn RelationPlannerContext) -> DfResult<Option<PlannedRelation>> {
+    fn served(
+        &self,
+        relation: &TableFactor,
+        context: &dyn RelationPlannerContext,
+    ) -> DfResult<Option<PlannedRelation>> {
         let options = &context.context_provider().options().catalog;
         let TableFactor::Table { name, alias, args: None, .. } = relation else { return Ok(None) };
         let Some(shared) = self.shared.upgrade() else { return Ok(None) };

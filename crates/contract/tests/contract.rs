@@ -202,7 +202,10 @@ async fn null_key() {
     assert_eq!(failed.len(), 2, "{failed:#?}");
     // Order 7 lost its key: one null key, and its line items became orphans.
     assert_eq!(&failed[0].0, "lineitem");
-    assert_eq!((failed[0].1, failed[0].2.as_str(), failed[0].3), (ConstraintKind::ForeignKey, "l_orderkey", lines_of_7));
+    assert_eq!(
+        (failed[0].1, failed[0].2.as_str(), failed[0].3),
+        (ConstraintKind::ForeignKey, "l_orderkey", lines_of_7)
+    );
     assert_eq!(failed[0].4[0], json!({"l_orderkey": 7, "l_linenumber": 1}));
     assert_eq!(
         (failed[1].0.as_str(), failed[1].1, failed[1].2.as_str(), failed[1].3),
@@ -211,7 +214,8 @@ async fn null_key() {
     let sample = &failed[1].4[0];
     assert_eq!((&sample["o_orderkey"], &sample["o_custkey"]), (&json!(null), &json!(392)));
     // A null is not a duplicate.
-    let pk = report.results.iter().find(|r| r.relation == "orders" && r.constraint == ConstraintKind::PrimaryKey).unwrap();
+    let pk =
+        report.results.iter().find(|r| r.relation == "orders" && r.constraint == ConstraintKind::PrimaryKey).unwrap();
     assert_eq!(pk.violations, 0);
 }
 
@@ -527,12 +531,14 @@ async fn a_catalog_registered_later_gets_information_schema() {
     let read = read_every_information_schema_table(&ctx).await;
     assert!(read.contains(&"warehouse.table_constraints".to_owned()), "{read:?}");
     assert!(read.contains(&"warehouse.columns".to_owned()), "{read:?}");
-    let columns = sql(&ctx, "SELECT column_name FROM warehouse.information_schema.columns WHERE table_name = 'stock'").await;
+    let columns =
+        sql(&ctx, "SELECT column_name FROM warehouse.information_schema.columns WHERE table_name = 'stock'").await;
     assert!(columns.contains("units"), "{columns}");
     assert!(primary_keys(&sql(&ctx, COUNT_BY_TYPE).await));
     // Contracts registered afterwards see the new catalog's relations.
     register(&ctx, &[Contract::new("warehouse.sales.stock").primary_key(["units"])]).await.unwrap();
-    let keys = sql(&ctx, "SELECT constraint_name FROM information_schema.table_constraints WHERE table_name = 'stock'").await;
+    let keys =
+        sql(&ctx, "SELECT constraint_name FROM information_schema.table_constraints WHERE table_name = 'stock'").await;
     assert!(keys.contains("stock_pkey"), "{keys}");
 }
 
@@ -545,7 +551,8 @@ async fn a_table_function_registered_later_is_listed() {
     register(&ctx, &demo_contracts()).await.unwrap();
     let region = ctx.table_provider("region").await.unwrap();
     ctx.register_udtf("regions_again", Arc::new(Fixed(region)));
-    let routines = "SELECT routine_name, function_type FROM information_schema.routines WHERE routine_name = 'regions_again'";
+    let routines =
+        "SELECT routine_name, function_type FROM information_schema.routines WHERE routine_name = 'regions_again'";
     let listed = sql(&ctx, routines).await;
     assert!(listed.contains("| regions_again | TABLE "), "{listed}");
     assert_eq!(count(&ctx, "SELECT * FROM regions_again()").await, 5);
@@ -593,7 +600,8 @@ async fn information_schema_turned_on_again_keeps_the_constraint_tables() {
 /// Constraint kinds read as `dfpipe check --json` shows them, and display the same.
 #[test]
 fn constraint_kinds_serialize_in_snake_case() {
-    let kinds = [ConstraintKind::PrimaryKey, ConstraintKind::Unique, ConstraintKind::NotNull, ConstraintKind::ForeignKey];
+    let kinds =
+        [ConstraintKind::PrimaryKey, ConstraintKind::Unique, ConstraintKind::NotNull, ConstraintKind::ForeignKey];
     assert_eq!(serde_json::to_value(kinds).unwrap(), json!(["primary_key", "unique", "not_null", "foreign_key"]));
     assert_eq!(kinds.map(|k| k.to_string()), ["primary_key", "unique", "not_null", "foreign_key"]);
     assert_eq!(format!("{:<12}|", ConstraintKind::Unique), "unique      |");

@@ -72,8 +72,8 @@ fn is_rule_wrapping(description: &str) -> bool {
     const STEPS: [&str; 4] =
         ["Optimizer rule '", "Invalid ", "Check optimizer-specific invariants", "Check analyzer-specific invariants"];
     // An analyzer rule wraps its error in its bare name, like `type_coercion`.
-    let rule_name =
-        !description.is_empty() && description.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let rule_name = !description.is_empty()
+        && description.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     rule_name || STEPS.iter().any(|step| description.starts_with(step))
 }
 

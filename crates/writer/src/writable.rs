@@ -67,10 +67,7 @@ fn unwritable(format: OutputFormat, data_type: &DataType) -> Option<Unwritable<'
 }
 
 /// The first type, `data_type` itself or one nested in it, that `check` says is unwritable.
-fn find<'a>(
-    data_type: &'a DataType,
-    check: &dyn Fn(&'a DataType) -> Option<Unwritable<'a>>,
-) -> Option<Unwritable<'a>> {
+fn find<'a>(data_type: &'a DataType, check: &dyn Fn(&'a DataType) -> Option<Unwritable<'a>>) -> Option<Unwritable<'a>> {
     if let Some(found) = check(data_type) {
         return Some(found);
     }
@@ -110,7 +107,9 @@ impl Unwritable<'_> {
                 "cast it in the view, e.g. `CAST({column} AS VARCHAR)`, or write csv or json; parquet takes \
                  Interval(YearMonth) and Interval(DayTime)"
             ),
-            Self::Union(_) => "cast it in the view to one type, or select each variant as a column of its own".to_owned(),
+            Self::Union(_) => {
+                "cast it in the view to one type, or select each variant as a column of its own".to_owned()
+            }
             Self::Nested => format!(
                 "cast it in the view to text, e.g. `array_to_string({column}, ',')` for a list, select its fields \
                  as columns of their own, or write {}",

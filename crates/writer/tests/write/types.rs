@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Int32Array, IntervalDayTimeArray, IntervalYearMonthArray, RecordBatch, StringArray,
-    UnionArray,
+    ArrayRef, Int32Array, IntervalDayTimeArray, IntervalYearMonthArray, RecordBatch, StringArray, UnionArray,
 };
 use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, IntervalDayTime, Schema, UnionFields};
@@ -134,7 +133,8 @@ async fn check_writable_refuses_exactly_what_datafusion_cannot_write() {
         }
     }
     // What the check was written for, so that a DataFusion upgrade that lifts a limit shows.
-    for expected in ["parquet IntervalMonthDayNano", "parquet ListOfInterval", "parquet Union", "csv Struct", "json Union"]
+    for expected in
+        ["parquet IntervalMonthDayNano", "parquet ListOfInterval", "parquet Union", "csv Struct", "json Union"]
     {
         assert!(refused.contains(&expected.to_owned()), "{expected} not refused: {refused:?}");
     }
@@ -154,12 +154,10 @@ fn the_refusal_names_the_column_its_type_and_what_to_do() {
          Interval(YearMonth) and Interval(DayTime)"
     );
     let nested = DataType::Struct(vec![Field::new("every", interval, true)].into());
-    assert!(
-        message(OutputFormat::Parquet, nested).starts_with(
-            "column `c` (Struct(\"every\": Interval(MonthDayNano))) cannot be written as parquet: it holds \
+    assert!(message(OutputFormat::Parquet, nested).starts_with(
+        "column `c` (Struct(\"every\": Interval(MonthDayNano))) cannot be written as parquet: it holds \
              Interval(MonthDayNano), and parquet has no interval type with nanoseconds"
-        )
-    );
+    ));
     let list = DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true)));
     assert_eq!(
         message(OutputFormat::Csv, list),
@@ -197,6 +195,9 @@ async fn write_refuses_an_unwritable_column_before_writing() {
     let target = dir.path().join("out").to_string_lossy().into_owned();
     let error = write(plan, &ctx.state(), &spec(&target, &[])).await.unwrap_err();
     assert!(matches!(error, WriteError::Spec { .. }), "{error:?}");
-    assert!(error.to_string().contains("column `wait` (Interval(MonthDayNano)) cannot be written as parquet"), "{error}");
+    assert!(
+        error.to_string().contains("column `wait` (Interval(MonthDayNano)) cannot be written as parquet"),
+        "{error}"
+    );
     assert!(!dir.path().join("out").exists() && !dir.path().join(".staging").exists());
 }
