@@ -379,11 +379,7 @@ async fn information_schema_lists_the_constraints() {
         ]
         .join("\n")
     );
-    let counts = sql(
-        &ctx,
-        "SELECT constraint_type, count(*) AS n FROM information_schema.table_constraints GROUP BY 1 ORDER BY 1",
-    )
-    .await;
+    let counts = sql(&ctx, COUNT_BY_TYPE).await;
     assert!(counts.contains("| CHECK           | 10 |"), "{counts}");
     assert!(counts.contains("| FOREIGN KEY     | 8  |"), "{counts}");
     assert!(counts.contains("| PRIMARY KEY     | 8  |"), "{counts}");

@@ -8,7 +8,7 @@ use datafusion::catalog::TableFunctionImpl;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlan, Operator};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -164,15 +164,15 @@ impl SqlView {
             file: self.file.clone(),
             what: user_message(&e),
         })?;
-        if let Some(op) = unexecutable_operator(&plan) {
+        if let Some(operator) = unexecutable_operator(&plan) {
             return Err(ViewError::Invalid {
                 view: self.name.clone(),
                 file: self.file.clone(),
                 line: None,
                 column: None,
                 message: format!(
-                    "operator `{op}` is not supported for these operands: DataFusion runs `@>` and `<@` on arrays \
-                     only (as array_has_all), and the other operators of its kind not at all; write it with a function"
+                    "operator {operator} cannot run: DataFusion runs `@>` and `<@` on arrays only (as array_has_all), \
+                     and the other operators of its kind not at all; write it with a function"
                 ),
             });
         }
@@ -246,9 +246,14 @@ impl SqlView {
 /// cannot evaluate: `@>` and `<@` on operands that are not arrays (on arrays the SQL planner
 /// rewrote them into `array_has_all`), and the JSON-style operators no function backs.
 /// DataFusion builds the physical plan for them, and fails only when a batch is evaluated.
-fn unexecutable_operator(plan: &LogicalPlan) -> Option<Operator> {
+fn unexecutable_operator(plan: &LogicalPlan) -> Option<String> {
     let mut found = None;
     let _ = plan.apply_with_subqueries(|node| {
+        // The schema the node's expressions are evaluated against, when it has one input.
+        let input = match node.inputs().as_slice() {
+            [input] => Some(Arc::clone(input.schema())),
+            _ => None,
+        };
         node.apply_expressions(|expr| {
             expr.apply(|e| {
                 if let Expr::BinaryExpr(binary) = e
@@ -270,12 +275,19 @@ fn unexecutable_operator(plan: &LogicalPlan) -> Option<Operator> {
                             | Operator::Colon
                     )
                 {
-                    found = Some(binary.op);
+                    let types = input.as_ref().and_then(|schema| {
+                        Some((binary.left.get_type(schema).ok()?, binary.right.get_type(schema).ok()?))
+                    });
+                    found = Some(match types {
+                        Some((left, right)) => format!("`{}` between {left} and {right}", binary.op),
+                        None => format!("`{}`", binary.op),
+                    });
                     return Ok(TreeNodeRecursion::Stop);
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
-        })
+        })?;
+        Ok(if found.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
     });
     found
 }

@@ -1,7 +1,8 @@
 //! Error messages users read, snapshotted under `golden/views__<case>.snap`: a syntax error,
 //! an unknown table and an unknown column, each with `file:line:column`; a tokenizer error;
 //! and a type error and a cast error that surface only when the plan is optimized, each
-//! with the view, its file and the cause alone (no optimizer rule, no bug-report text).
+//! with the view, its file and the cause alone (no optimizer rule, no bug-report text); and
+//! an operator DataFusion plans but cannot evaluate.
 //!
 //! Regenerate with `cargo xtask golden`, then review `git diff golden/`.
 
@@ -42,6 +43,7 @@ async fn golden_error_messages() {
         ("views__tokenizer_error", "select o_orderkey\nfrom orders\nwhere o_comment = 'late"),
         ("views__type_error", "select substring('alphabet' from '3') as part"),
         ("views__cast_error", "select cast('seven' as int) as n"),
+        ("views__unsupported_operator", "select o_orderkey @> o_custkey as x\nfrom orders"),
     ] {
         let shown = message(sql).await;
         settings.bind(|| insta::assert_snapshot!(name, shown));
