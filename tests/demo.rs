@@ -7,7 +7,8 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col};
 use dfpipe_engine::{
-    BoundParams, CancelToken, EngineError, Event, ParamSpec, Pipeline, RunOptions, RunReport, ViewTemplate,
+    BoundParams, CancelToken, ConstraintKind, EngineError, Event, ParamSpec, Pipeline, RunOptions, RunReport,
+    ViewTemplate,
 };
 use dfpipe_tests::Demo;
 
@@ -220,8 +221,8 @@ async fn contracts_hold_on_generated_data_and_catch_violations() {
     let report = Pipeline::load(demo.path()).unwrap().check(3).await.unwrap();
     assert!(report.passed, "{report:#?}");
     // 8 primary keys, 8 not-null checks of their columns (10 columns), 8 foreign keys.
-    assert_eq!(report.results.iter().filter(|r| r.constraint == "primary_key").count(), 8);
-    assert_eq!(report.results.iter().filter(|r| r.constraint == "foreign_key").count(), 8);
+    assert_eq!(report.results.iter().filter(|r| r.constraint == ConstraintKind::PrimaryKey).count(), 8);
+    assert_eq!(report.results.iter().filter(|r| r.constraint == ConstraintKind::ForeignKey).count(), 8);
 
     // A duplicate region key: one extra file repeating region 0.
     let ctx = datafusion::prelude::SessionContext::new();
@@ -243,7 +244,7 @@ async fn contracts_hold_on_generated_data_and_catch_violations() {
     assert!(!report.passed);
     let failed: Vec<_> = report.results.iter().filter(|r| r.violations > 0).collect();
     assert_eq!(failed.len(), 1, "{failed:#?}");
-    assert_eq!((failed[0].relation.as_str(), failed[0].constraint), ("region", "primary_key"));
+    assert_eq!((failed[0].relation.as_str(), failed[0].constraint), ("region", ConstraintKind::PrimaryKey));
     assert_eq!(failed[0].violations, 1);
     assert_eq!(failed[0].samples[0]["r_regionkey"], serde_json::json!(0));
     assert_eq!(failed[0].samples[0]["rows"], serde_json::json!(2));
@@ -601,7 +602,7 @@ async fn outputs_go_to_an_object_store_or_a_file_url() {
     demo.append_spec("\n[contracts.big_orders]\nprimary_key = [\"o_orderkey\"]\n");
     let checked = pipeline().check(3).await.unwrap();
     assert!(checked.passed, "{checked:?}");
-    assert!(checked.results.iter().any(|r| r.relation == "big_orders" && r.constraint == "primary_key"));
+    assert!(checked.results.iter().any(|r| r.relation == "big_orders" && r.constraint == ConstraintKind::PrimaryKey));
 
     // A file:// URL is a local directory.
     let elsewhere = tempfile::tempdir().unwrap();

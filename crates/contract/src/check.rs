@@ -25,15 +25,15 @@ use serde::Serialize;
 
 use crate::table::ConstrainedTable;
 use crate::validate::{Validated, validate_all};
-use crate::{Contract, ContractError, Drift, ForeignKey, Result};
+use crate::{ConstraintKind, Contract, ContractError, Drift, ForeignKey, Result};
 
 /// The outcome of one constraint.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckResult {
     /// The relation checked.
     pub relation: String,
-    /// `primary_key`, `unique`, `not_null` or `foreign_key`.
-    pub constraint: &'static str,
+    /// The kind of constraint; `primary_key`, `unique`, `not_null` or `foreign_key` in JSON.
+    pub constraint: ConstraintKind,
     /// The constrained columns.
     pub columns: Vec<String>,
     /// Duplicated key values (for keys), null rows (for not-null) or orphan rows (for
@@ -123,7 +123,7 @@ fn checking_session(ctx: &SessionContext) -> SessionContext {
 /// One constraint to count, and how.
 enum Item<'a> {
     /// A primary or unique key: duplicated values.
-    Key { constraint: &'static str, columns: &'a [String] },
+    Key { constraint: ConstraintKind, columns: &'a [String] },
     /// A not-null column. `from_key` when its count comes from the primary key's `GROUP BY`.
     NotNull { column: &'a String, from_key: bool },
     /// A foreign key: orphan rows.
@@ -170,8 +170,8 @@ async fn check_relation(
     for (item, violations) in items.iter().zip(counts) {
         let (constraint, columns) = match item {
             Item::Key { constraint, columns } => (*constraint, columns.to_vec()),
-            Item::NotNull { column, .. } => ("not_null", vec![(*column).clone()]),
-            Item::Foreign(fk) => ("foreign_key", fk.columns.clone()),
+            Item::NotNull { column, .. } => (ConstraintKind::NotNull, vec![(*column).clone()]),
+            Item::Foreign(fk) => (ConstraintKind::ForeignKey, fk.columns.clone()),
         };
         let samples = if violations == 0 || options.samples == 0 {
             Vec::new()
@@ -212,7 +212,7 @@ async fn count_fused(
         let grouped =
             base.clone().aggregate(columns.iter().map(|c| named(c)).collect(), vec![count_rows().alias(rows)])?;
         let mut aggregates = vec![count_rows().filter(duplicated(columns, rows)).build()?.alias(alias(i))];
-        if *constraint == "primary_key" {
+        if *constraint == ConstraintKind::PrimaryKey {
             for (j, other) in items.iter().enumerate() {
                 if let Item::NotNull { column, from_key: true } = other {
                     aggregates.push(sum(col(rows)).filter(named(column).is_null()).build()?.alias(alias(j)));

@@ -8,10 +8,22 @@
 //! `InformationSchemaProvider`, so `SHOW TABLES`, `SHOW COLUMNS` and `SHOW ALL` keep working),
 //! lists the constraint tables in `information_schema.tables`, and builds the constraint
 //! tables from the registered contracts whenever they are read.
+//!
+//! What a crate user may do afterwards keeps it whole:
+//! - a catalog registered later gets its `information_schema` too: the session's catalog
+//!   list is wrapped once ([`ContractCatalogs`]), and installs it in every catalog added;
+//! - table functions registered (or removed) later are listed in `routines`: they are read
+//!   from the session whenever `information_schema` is read, not copied at registration;
+//! - with `datafusion.catalog.information_schema` set back to `true`, DataFusion answers
+//!   `information_schema` before any catalog is asked; a relation planner
+//!   ([`ContractRelations`]) then plans SQL's `information_schema.<table>` from the catalog's
+//!   provider all the same. The `DataFrame` API (`SessionContext::table`) has no such hook:
+//!   with the flag on it reads DataFusion's tables only, without the constraint tables.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
@@ -19,14 +31,20 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::information_schema::{
     INFORMATION_SCHEMA, INFORMATION_SCHEMA_TABLES, InformationSchemaProvider,
 };
-use datafusion::catalog::{CatalogProviderList, MemTable, SchemaProvider, TableFunction, TableProvider};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemTable, SchemaProvider, TableFunction, TableProvider,
+};
 use datafusion::common::{Constraint, Constraints, ResolvedTableReference, TableReference};
+use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::logical_expr::planner::{PlannedRelation, RelationPlanner, RelationPlannerContext, RelationPlanning};
 use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::TableFactor;
 
 use crate::table::{ConstrainedTable, UnionTable};
 use crate::validate::validate_all;
-use crate::{Contract, ContractError, Result};
+use crate::{ConstraintKind, Contract, ContractError, Result};
 
 const TABLE_CONSTRAINTS: &str = "table_constraints";
 const KEY_COLUMN_USAGE: &str = "key_column_usage";
@@ -40,36 +58,43 @@ const CONTRACT_TABLES: [&str; 4] = [TABLE_CONSTRAINTS, KEY_COLUMN_USAGE, REFEREN
 /// replaces its earlier contract.
 ///
 /// If any contract is invalid, the error names it and nothing is registered. This enables
-/// `information_schema` (DataFusion's tables and the constraint tables), served by the
-/// catalog: `datafusion.catalog.information_schema` reads `false` afterwards, because setting
-/// it back to `true` would hide the constraint tables behind DataFusion's own schema.
+/// `information_schema` (DataFusion's tables and the constraint tables), served by each
+/// catalog, including catalogs registered later: `datafusion.catalog.information_schema`
+/// reads `false` afterwards. Setting it back to `true` keeps the constraint tables in SQL
+/// (`SELECT ... FROM information_schema.table_constraints`, `SHOW TABLES`), but
+/// `SessionContext::table` then reads DataFusion's own `information_schema`, which has none.
+///
+/// The session's catalog list is wrapped (once) so that catalogs registered later get their
+/// `information_schema`; replacing the whole list with `register_catalog_list` afterwards
+/// drops it, until `register` is called again.
 pub async fn register(ctx: &SessionContext, contracts: &[Contract]) -> Result<()> {
     let validated = validate_all(ctx, contracts).await?;
     let state = ctx.state();
-    let catalogs = Arc::clone(state.catalog_list());
     let internal = |message: String| ContractError::DataFusion {
         relation: INFORMATION_SCHEMA.to_owned(),
         source: DataFusionError::Plan(message),
     };
 
     // Everything that can fail is decided before anything changes.
-    let mut registry = None;
-    let mut missing = Vec::new();
-    for name in catalogs.catalog_names() {
-        let Some(catalog) = catalogs.catalog(&name) else { continue };
-        match catalog.schema(INFORMATION_SCHEMA) {
-            Some(schema) => match schema.downcast_ref::<ContractSchema>() {
-                Some(ours) => registry = Some(Arc::clone(&ours.registry)),
+    let existing = state.catalog_list().downcast_ref::<ContractCatalogs>().map(|list| Arc::clone(&list.shared));
+    let inner = match state.catalog_list().downcast_ref::<ContractCatalogs>() {
+        Some(list) => Arc::clone(&list.inner),
+        None => Arc::clone(state.catalog_list()),
+    };
+    let mut contracts_before = None;
+    for name in inner.catalog_names() {
+        let Some(catalog) = inner.catalog(&name) else { continue };
+        if let Some(schema) = catalog.schema(INFORMATION_SCHEMA) {
+            match schema.downcast_ref::<ContractSchema>() {
+                Some(ours) => contracts_before = contracts_before.or_else(|| Some(ours.shared.registry.snapshot())),
                 None => {
                     return Err(internal(format!(
                         "catalog `{name}` already has a schema named `{INFORMATION_SCHEMA}`; contracts cannot be listed there"
                     )));
                 }
-            },
-            None => missing.push(catalog),
+            }
         }
     }
-    let registry = registry.unwrap_or_default();
     let defaults = &state.config_options().catalog;
     let mut wrapped = Vec::new();
     for (contract, validated) in contracts.iter().zip(&validated) {
@@ -79,8 +104,10 @@ pub async fn register(ctx: &SessionContext, contracts: &[Contract]) -> Result<()
             .unwrap_or_default();
         for (kind, key) in contract.keys() {
             let indices: Vec<usize> = key.iter().filter_map(|c| validated.schema.index_of(c).ok()).collect();
-            let constraint =
-                if kind == "primary_key" { Constraint::PrimaryKey(indices) } else { Constraint::Unique(indices) };
+            let constraint = match kind {
+                ConstraintKind::PrimaryKey => Constraint::PrimaryKey(indices),
+                _ => Constraint::Unique(indices),
+            };
             if !constraints.contains(&constraint) {
                 constraints.push(constraint);
             }
@@ -96,22 +123,48 @@ pub async fn register(ctx: &SessionContext, contracts: &[Contract]) -> Result<()
         let relation = relation.to_owned();
         move |source| ContractError::DataFusion { relation, source }
     };
-    for catalog in missing {
-        let schema = ContractSchema {
-            catalogs: Arc::downgrade(&catalogs),
-            table_functions: state.table_functions().clone(),
-            registry: Arc::clone(&registry),
-        };
-        catalog.register_schema(INFORMATION_SCHEMA, Arc::new(schema)).map_err(dferr(INFORMATION_SCHEMA))?;
+    // The catalog list, wrapped once; every catalog in it, and every one registered later,
+    // gets an `information_schema` of its own.
+    let shared = if let Some(shared) = existing {
+        shared
+    } else {
+        let list = ContractCatalogs::wrap(Arc::clone(&inner), contracts_before.unwrap_or_default());
+        let shared = Arc::clone(&list.shared);
+        ctx.register_catalog_list(list);
+        shared
+    };
+    let session = ctx.state_weak_ref();
+    let functions: TableFunctions =
+        Arc::new(move || session.upgrade().map(|s| s.try_read().map(|s| s.table_functions().clone())));
+    *shared.session.write().unwrap_or_else(std::sync::PoisonError::into_inner) = functions;
+    for name in inner.catalog_names() {
+        if let Some(catalog) = inner.catalog(&name)
+            && let Some(installed) = shared.install(Arc::clone(&catalog))
+        {
+            inner.register_catalog(name, installed);
+        }
+    }
+    // SQL's `information_schema.<table>` is planned from the catalogs even if DataFusion's
+    // own resolution is turned back on.
+    let planner =
+        Arc::clone(shared.planner.get_or_init(|| Arc::new(ContractRelations { shared: Arc::downgrade(&shared) })));
+    let planned_here = state.relation_planners().iter().any(|p| same(p, &planner));
+    if !planned_here {
+        ctx.register_relation_planner(planner).map_err(dferr(INFORMATION_SCHEMA))?;
     }
     for (contract, resolved, provider) in wrapped {
         let relation = contract.relation.as_str();
         ctx.deregister_table(relation).map_err(dferr(relation))?;
         ctx.register_table(relation, provider).map_err(dferr(relation))?;
-        registry.insert(&resolved, contract.clone());
+        shared.registry.insert(&resolved, contract.clone());
     }
     ctx.state_ref().write().config_mut().options_mut().catalog.information_schema = false;
     Ok(())
+}
+
+/// Whether two planners are the same object (their data pointers, not their vtables).
+fn same(a: &Arc<dyn RelationPlanner>, b: &Arc<dyn RelationPlanner>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
 }
 
 /// The contracts registered in one session, by resolved relation.
@@ -121,6 +174,10 @@ struct Registry {
 }
 
 impl Registry {
+    fn with(contracts: BTreeMap<(String, String, String), Contract>) -> Self {
+        Self { contracts: RwLock::new(contracts) }
+    }
+
     fn insert(&self, relation: &ResolvedTableReference, contract: Contract) {
         let key = (relation.catalog.to_string(), relation.schema.to_string(), relation.table.to_string());
         self.contracts.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, contract);
@@ -131,48 +188,245 @@ impl Registry {
     }
 }
 
+/// Reads the table functions of a session: `None` once the session is gone, `Some(None)`
+/// while it is locked for a change (never waited for: the reader may hold that lock).
+type TableFunctions = Arc<dyn Fn() -> Option<Option<HashMap<String, Arc<TableFunction>>>> + Send + Sync>;
+
+/// What every catalog's `information_schema` of one session shares.
+struct Shared {
+    /// The session's (wrapped) catalog list; weak, since it holds this.
+    catalogs: Weak<dyn CatalogProviderList>,
+    /// The session whose table functions `routines` lists: the last one `register` was
+    /// called on.
+    session: RwLock<TableFunctions>,
+    /// The table functions read last.
+    functions: RwLock<HashMap<String, Arc<TableFunction>>>,
+    registry: Registry,
+    /// The relation planner serving SQL when DataFusion's own resolution is on.
+    planner: OnceLock<Arc<dyn RelationPlanner>>,
+}
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").field("registry", &self.registry).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Gives `catalog` this session's `information_schema`: registered in it, or, when the
+    /// catalog does not take new schemas, by wrapping it (returned, to replace it). A catalog
+    /// with an `information_schema` of its own keeps it.
+    fn install(self: &Arc<Self>, catalog: Arc<dyn CatalogProvider>) -> Option<Arc<dyn CatalogProvider>> {
+        if let Some(schema) = catalog.schema(INFORMATION_SCHEMA) {
+            match schema.downcast_ref::<ContractSchema>() {
+                Some(ours) if !Arc::ptr_eq(&ours.shared, self) => {}
+                _ => return None,
+            }
+        }
+        let schema: Arc<dyn SchemaProvider> = Arc::new(ContractSchema { shared: Arc::clone(self) });
+        match catalog.register_schema(INFORMATION_SCHEMA, Arc::clone(&schema)) {
+            Ok(_) => None,
+            Err(_) => Some(Arc::new(WithInformationSchema { inner: catalog, schema })),
+        }
+    }
+
+    /// The session's table functions as they are now; the last ones read while the session
+    /// is busy being changed, or empty once it is gone.
+    fn table_functions(&self) -> HashMap<String, Arc<TableFunction>> {
+        let read = Arc::clone(&self.session.read().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let mut cache = self.functions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match read() {
+            Some(Some(now)) => *cache = now,
+            Some(None) => {}
+            None => cache.clear(),
+        }
+        cache.clone()
+    }
+
+    /// Table `table` of `catalog`'s `information_schema`, when that schema is this session's.
+    fn table(&self, catalog: &str, table: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(schema) = self
+            .catalogs
+            .upgrade()
+            .and_then(|catalogs| catalogs.catalog(catalog))
+            .and_then(|catalog| catalog.schema(INFORMATION_SCHEMA))
+        else {
+            return Ok(None);
+        };
+        match schema.downcast_ref::<ContractSchema>() {
+            Some(ours) => ours.table_now(table),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The session's catalog list, installing `information_schema` in every catalog registered.
+#[derive(Debug)]
+struct ContractCatalogs {
+    inner: Arc<dyn CatalogProviderList>,
+    shared: Arc<Shared>,
+}
+
+impl ContractCatalogs {
+    /// Wraps `inner`, starting with the contracts registered before (if any).
+    fn wrap(inner: Arc<dyn CatalogProviderList>, contracts: BTreeMap<(String, String, String), Contract>) -> Arc<Self> {
+        Arc::new_cyclic(|me: &Weak<Self>| {
+            let catalogs: Weak<dyn CatalogProviderList> = Weak::<Self>::clone(me);
+            let nothing_yet: TableFunctions = Arc::new(|| None);
+            let shared = Shared {
+                catalogs,
+                session: RwLock::new(nothing_yet),
+                functions: RwLock::default(),
+                registry: Registry::with(contracts),
+                planner: OnceLock::new(),
+            };
+            Self { inner, shared: Arc::new(shared) }
+        })
+    }
+}
+
+impl CatalogProviderList for ContractCatalogs {
+    fn register_catalog(&self, name: String, catalog: Arc<dyn CatalogProvider>) -> Option<Arc<dyn CatalogProvider>> {
+        let catalog = self.shared.install(Arc::clone(&catalog)).unwrap_or(catalog);
+        self.inner.register_catalog(name, catalog)
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        self.inner.catalog_names()
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        self.inner.catalog(name)
+    }
+}
+
+/// A catalog that does not take new schemas, with `information_schema` added.
+#[derive(Debug)]
+struct WithInformationSchema {
+    inner: Arc<dyn CatalogProvider>,
+    schema: Arc<dyn SchemaProvider>,
+}
+
+impl CatalogProvider for WithInformationSchema {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.inner.schema_names();
+        if !names.iter().any(|n| n == INFORMATION_SCHEMA) {
+            names.push(INFORMATION_SCHEMA.to_owned());
+        }
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == INFORMATION_SCHEMA { Some(Arc::clone(&self.schema)) } else { self.inner.schema(name) }
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+        self.inner.register_schema(name, schema)
+    }
+
+    fn deregister_schema(&self, name: &str, cascade: bool) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+        self.inner.deregister_schema(name, cascade)
+    }
+}
+
+/// Plans SQL's `[catalog.]information_schema.<table>` from the catalog's `information_schema`
+/// when `datafusion.catalog.information_schema` is on, where DataFusion would otherwise
+/// answer with its own tables and no constraint tables.
+#[derive(Debug)]
+struct ContractRelations {
+    shared: Weak<Shared>,
+}
+
+impl ContractRelations {
+    /// The scan of `relation`, with its alias, when it is an `information_schema` table
+    /// this session serves.
+    fn served(
+        &self,
+        relation: &TableFactor,
+        context: &dyn RelationPlannerContext,
+    ) -> DfResult<Option<PlannedRelation>> {
+        let options = &context.context_provider().options().catalog;
+        let TableFactor::Table { name, alias, args: None, .. } = relation else { return Ok(None) };
+        let Some(shared) = self.shared.upgrade() else { return Ok(None) };
+        if !options.information_schema {
+            return Ok(None);
+        }
+        let reference = context.object_name_to_table_reference(name.clone())?;
+        let resolved = reference.clone().resolve(&options.default_catalog, &options.default_schema);
+        if resolved.schema.as_ref() != INFORMATION_SCHEMA {
+            return Ok(None);
+        }
+        let Some(table) = shared.table(&resolved.catalog, &resolved.table)? else { return Ok(None) };
+        let plan = LogicalPlanBuilder::scan(reference, provider_as_source(table), None)?.build()?;
+        Ok(Some(PlannedRelation::new(plan, alias.clone())))
+    }
+}
+
+impl RelationPlanner for ContractRelations {
+    fn plan_relation(
+        &self,
+        relation: TableFactor,
+        context: &mut dyn RelationPlannerContext,
+    ) -> DfResult<RelationPlanning> {
+        Ok(match self.served(&relation, context)? {
+            Some(planned) => RelationPlanning::Planned(Box::new(planned)),
+            None => RelationPlanning::Original(Box::new(relation)),
+        })
+    }
+}
+
 /// The `information_schema` of one catalog: DataFusion's tables and the constraint tables.
 struct ContractSchema {
-    /// The session's catalogs; weak, since this schema is one of them.
-    catalogs: Weak<dyn CatalogProviderList>,
-    table_functions: HashMap<String, Arc<TableFunction>>,
-    registry: Arc<Registry>,
+    shared: Arc<Shared>,
 }
 
 impl fmt::Debug for ContractSchema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContractSchema").field("registry", &self.registry).finish_non_exhaustive()
+        f.debug_struct("ContractSchema").field("shared", &self.shared).finish()
     }
 }
 
-#[async_trait]
-impl SchemaProvider for ContractSchema {
-    fn table_names(&self) -> Vec<String> {
-        INFORMATION_SCHEMA_TABLES.iter().chain(&CONTRACT_TABLES).map(|t| (*t).to_owned()).collect()
-    }
-
-    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let Some(catalogs) = self.catalogs.upgrade() else { return Ok(None) };
+impl ContractSchema {
+    /// Table `name`, built now from the catalogs, the session's functions and the contracts.
+    fn table_now(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(catalogs) = self.shared.catalogs.upgrade() else { return Ok(None) };
+        let registry = &self.shared.registry;
         let name = name.to_ascii_lowercase();
         let batch = match name.as_str() {
-            TABLE_CONSTRAINTS => Rows::of(&self.registry).table_constraints()?,
-            KEY_COLUMN_USAGE => Rows::of(&self.registry).key_column_usage()?,
-            REFERENTIAL_CONSTRAINTS => Rows::of(&self.registry).referential_constraints()?,
-            CHECK_CONSTRAINTS => Rows::of(&self.registry).check_constraints()?,
+            TABLE_CONSTRAINTS => Rows::of(registry).table_constraints()?,
+            KEY_COLUMN_USAGE => Rows::of(registry).key_column_usage()?,
+            REFERENTIAL_CONSTRAINTS => Rows::of(registry).referential_constraints()?,
+            CHECK_CONSTRAINTS => Rows::of(registry).check_constraints()?,
             _ => {
                 let own = InformationSchemaProvider::new(Arc::clone(&catalogs))
-                    .with_table_functions(self.table_functions.clone());
-                let Some(table) = own.table(&name).await? else { return Ok(None) };
+                    .with_table_functions(self.shared.table_functions());
+                // DataFusion's provider builds its tables without waiting on anything.
+                let Some(table) = ready(own.table(&name)).ok_or_else(|| {
+                    DataFusionError::Internal(format!("information_schema.{name} is not ready without waiting"))
+                })??
+                else {
+                    return Ok(None);
+                };
                 if name != "tables" {
                     return Ok(Some(table));
                 }
-                // `information_schema.tables` (and so `SHOW TABLES`) lists the constraint tables too.
+                // `information_schema.tables` (and so `SHOW TABLES`) lists the constraint
+                // tables too, in every catalog that serves them.
                 let schema = table.schema();
                 let (mut catalog, mut tables) = (Vec::new(), Vec::new());
                 for name in catalogs.catalog_names() {
-                    for table in CONTRACT_TABLES {
-                        catalog.push(name.clone());
-                        tables.push(table);
+                    let served = catalogs
+                        .catalog(&name)
+                        .and_then(|c| c.schema(INFORMATION_SCHEMA))
+                        .is_some_and(|s| s.downcast_ref::<ContractSchema>().is_some());
+                    if served {
+                        for table in CONTRACT_TABLES {
+                            catalog.push(name.clone());
+                            tables.push(table);
+                        }
                     }
                 }
                 let n = tables.len();
@@ -191,6 +445,26 @@ impl SchemaProvider for ContractSchema {
             }
         };
         Ok(Some(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?)))
+    }
+}
+
+/// The output of `future` if it completes without waiting, else `None`.
+fn ready<T>(future: impl Future<Output = T>) -> Option<T> {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => Some(value),
+        Poll::Pending => None,
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for ContractSchema {
+    fn table_names(&self) -> Vec<String> {
+        INFORMATION_SCHEMA_TABLES.iter().chain(&CONTRACT_TABLES).map(|t| (*t).to_owned()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        self.table_now(name)
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -242,7 +516,7 @@ impl Names {
         contract
             .keys()
             .map(|(kind, key)| {
-                if kind == "primary_key" {
+                if kind == ConstraintKind::PrimaryKey {
                     ("PRIMARY KEY", key, self.take(&format!("{table}_pkey")))
                 } else {
                     ("UNIQUE", key, self.take(&format!("{table}_{}_key", key.join("_"))))

@@ -25,8 +25,45 @@ pub use drift::{Drift, DriftedColumn, drift};
 pub use information_schema::register;
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+/// The kind of a constraint: how it is declared, checked and reported.
+///
+/// Serialized and displayed in `snake_case`, as `dfpipe check --json` shows it:
+/// `primary_key`, `unique`, `not_null`, `foreign_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstraintKind {
+    /// Columns whose values identify a row: unique and never null.
+    PrimaryKey,
+    /// Columns whose values are unique (nulls are distinct).
+    Unique,
+    /// A column that is never null.
+    NotNull,
+    /// Columns whose values exist as a key of another relation.
+    ForeignKey,
+}
+
+impl ConstraintKind {
+    /// The `snake_case` name, as in `dfpipe.toml` and `dfpipe check --json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PrimaryKey => "primary_key",
+            Self::Unique => "unique",
+            Self::NotNull => "not_null",
+            Self::ForeignKey => "foreign_key",
+        }
+    }
+}
+
+impl fmt::Display for ConstraintKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so that width and alignment (`{:<12}`) apply.
+        f.pad(self.name())
+    }
+}
 
 /// The constraints declared on one relation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,9 +160,9 @@ impl Contract {
     }
 
     /// The primary key (if any) then the unique keys, with their constraint kind.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = (&'static str, &[String])> {
-        let primary = self.primary_key.as_deref().map(|k| ("primary_key", k));
-        primary.into_iter().chain(self.unique.iter().map(|u| ("unique", u.as_slice())))
+    pub(crate) fn keys(&self) -> impl Iterator<Item = (ConstraintKind, &[String])> {
+        let primary = self.primary_key.as_deref().map(|k| (ConstraintKind::PrimaryKey, k));
+        primary.into_iter().chain(self.unique.iter().map(|u| (ConstraintKind::Unique, u.as_slice())))
     }
 
     /// The columns that must not be null: the primary key's, then the declared ones, once each.

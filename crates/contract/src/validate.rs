@@ -11,7 +11,7 @@ use datafusion::common::types::NativeType;
 use datafusion::common::{Constraint, Constraints};
 use datafusion::prelude::SessionContext;
 
-use crate::{Contract, ContractError, Result};
+use crate::{ConstraintKind, Contract, ContractError, Result};
 
 /// A contract whose relation and columns exist, with the provider it is declared on.
 #[derive(Debug, Clone)]
@@ -58,13 +58,13 @@ pub(crate) async fn validate_all(ctx: &SessionContext, contracts: &[Contract]) -
             }
         };
         for (kind, key) in contract.keys() {
-            check_key(key, kind).map_err(&error)?;
+            check_key(key, kind.name()).map_err(&error)?;
             for column in key {
-                has(column, kind)?;
+                has(column, kind.name())?;
             }
         }
         for column in &contract.not_null {
-            has(column, "not_null")?;
+            has(column, ConstraintKind::NotNull.name())?;
         }
         for (name, declared) in &contract.columns {
             parse_type(declared).map_err(|message| error(format!("columns.{name}: {message}")))?;

@@ -5,12 +5,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, RecordBatchReader};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, RecordBatchReader};
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::common::{Constraint, Constraints};
+use datafusion::catalog::{
+    CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, TableFunctionArgs, TableFunctionImpl, TableProvider,
+};
+use datafusion::common::{Constraint, Constraints, ScalarValue, TableReference};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use dfpipe_contract::{CheckOptions, CheckReport, Contract, ContractError, Fusion, check_with, register};
+use dfpipe_contract::{
+    CheckOptions, CheckReport, CheckResult, ConstraintKind, Contract, ContractError, Fusion, check_with, register,
+};
 use serde_json::json;
 use tpchgen::generators::{
     CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator, PartSuppGenerator,
@@ -79,7 +84,7 @@ async fn check(ctx: &SessionContext, contracts: &[Contract]) -> CheckReport {
 }
 
 /// The violated results, as (relation, constraint, columns, violations, samples).
-fn failures(report: &CheckReport) -> Vec<(String, &'static str, String, u64, serde_json::Value)> {
+fn failures(report: &CheckReport) -> Vec<(String, ConstraintKind, String, u64, serde_json::Value)> {
     report
         .results
         .iter()
@@ -110,8 +115,11 @@ async fn tpch_keys_hold_on_generated_data() {
     register(&ctx, &contracts).await.unwrap();
     let report = check(&ctx, &contracts).await;
     assert!(report.passed, "{report:#?}");
-    let kinds = |kind: &str| report.results.iter().filter(|r| r.constraint == kind).count();
-    assert_eq!((kinds("primary_key"), kinds("foreign_key"), kinds("not_null")), (8, 8, 10));
+    let kinds = |kind: ConstraintKind| report.results.iter().filter(|r| r.constraint == kind).count();
+    assert_eq!(
+        (kinds(ConstraintKind::PrimaryKey), kinds(ConstraintKind::ForeignKey), kinds(ConstraintKind::NotNull)),
+        (8, 8, 10)
+    );
     assert!(report.drift.is_empty());
 }
 
@@ -140,7 +148,7 @@ async fn duplicate_key() {
         failures(&report),
         vec![(
             "orders".to_owned(),
-            "primary_key",
+            ConstraintKind::PrimaryKey,
             "o_orderkey".to_owned(),
             2,
             json!([{"o_orderkey": 7, "rows": 2}, {"o_orderkey": 32, "rows": 2}])
@@ -166,7 +174,7 @@ async fn composite_key_duplicate() {
         failures(&report),
         vec![(
             "lineitem".to_owned(),
-            "primary_key",
+            ConstraintKind::PrimaryKey,
             "l_orderkey,l_linenumber".to_owned(),
             2,
             json!([{"l_orderkey": 1, "l_linenumber": 1, "rows": 3}, {"l_orderkey": 3, "l_linenumber": 2, "rows": 2}])
@@ -194,16 +202,20 @@ async fn null_key() {
     assert_eq!(failed.len(), 2, "{failed:#?}");
     // Order 7 lost its key: one null key, and its line items became orphans.
     assert_eq!(&failed[0].0, "lineitem");
-    assert_eq!((failed[0].1, failed[0].2.as_str(), failed[0].3), ("foreign_key", "l_orderkey", lines_of_7));
+    assert_eq!(
+        (failed[0].1, failed[0].2.as_str(), failed[0].3),
+        (ConstraintKind::ForeignKey, "l_orderkey", lines_of_7)
+    );
     assert_eq!(failed[0].4[0], json!({"l_orderkey": 7, "l_linenumber": 1}));
     assert_eq!(
         (failed[1].0.as_str(), failed[1].1, failed[1].2.as_str(), failed[1].3),
-        ("orders", "not_null", "o_orderkey", 1)
+        ("orders", ConstraintKind::NotNull, "o_orderkey", 1)
     );
     let sample = &failed[1].4[0];
     assert_eq!((&sample["o_orderkey"], &sample["o_custkey"]), (&json!(null), &json!(392)));
     // A null is not a duplicate.
-    let pk = report.results.iter().find(|r| r.relation == "orders" && r.constraint == "primary_key").unwrap();
+    let pk =
+        report.results.iter().find(|r| r.relation == "orders" && r.constraint == ConstraintKind::PrimaryKey).unwrap();
     assert_eq!(pk.violations, 0);
 }
 
@@ -224,7 +236,7 @@ async fn orphan_foreign_key() {
         failures(&report),
         vec![(
             "orders".to_owned(),
-            "foreign_key",
+            ConstraintKind::ForeignKey,
             "o_custkey".to_owned(),
             2,
             json!([{"o_orderkey": 1, "o_custkey": 999_999}, {"o_orderkey": 2, "o_custkey": 999_999}])
@@ -261,7 +273,7 @@ async fn packed_two_column_foreign_key_is_exact_at_the_range_edges() {
         failures(&report),
         vec![(
             "c".to_owned(),
-            "foreign_key",
+            ConstraintKind::ForeignKey,
             "x,y".to_owned(),
             5,
             json!([{"x": -1, "y": 2}, {"x": 0, "y": 4_294_967_298_i64}, {"x": 2, "y": 1}])
@@ -285,10 +297,10 @@ async fn not_null_and_unique_on_a_nullable_table() {
     assert_eq!(
         failures(&report),
         vec![
-            ("t".to_owned(), "unique", "code".to_owned(), 1, json!([{"code": "a", "rows": 2}])),
+            ("t".to_owned(), ConstraintKind::Unique, "code".to_owned(), 1, json!([{"code": "a", "rows": 2}])),
             (
                 "t".to_owned(),
-                "not_null",
+                ConstraintKind::NotNull,
                 "amount".to_owned(),
                 2,
                 json!([{"id": 2, "code": "a", "amount": null}, {"id": 3, "code": null, "amount": null}])
@@ -367,11 +379,7 @@ async fn information_schema_lists_the_constraints() {
         ]
         .join("\n")
     );
-    let counts = sql(
-        &ctx,
-        "SELECT constraint_type, count(*) AS n FROM information_schema.table_constraints GROUP BY 1 ORDER BY 1",
-    )
-    .await;
+    let counts = sql(&ctx, COUNT_BY_TYPE).await;
     assert!(counts.contains("| CHECK           | 10 |"), "{counts}");
     assert!(counts.contains("| FOREIGN KEY     | 8  |"), "{counts}");
     assert!(counts.contains("| PRIMARY KEY     | 8  |"), "{counts}");
@@ -459,4 +467,150 @@ async fn drift_reports_added_removed_and_retyped_columns() {
     let report = check(&ctx, std::slice::from_ref(&added)).await;
     assert!(report.passed);
     assert_eq!(report.drift[0].added.len(), 1);
+}
+
+/// Every table `information_schema.tables` lists under `information_schema`, in every
+/// catalog, read as the environment snapshot reads them (`SessionContext::table`).
+async fn read_every_information_schema_table(ctx: &SessionContext) -> Vec<String> {
+    let listing = ctx
+        .sql(
+            "SELECT table_catalog, table_name FROM information_schema.tables \
+             WHERE table_schema = 'information_schema' ORDER BY 1, 2",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut read = Vec::new();
+    for batch in &listing {
+        let (catalogs, names) = (batch.column(0), batch.column(1));
+        for row in 0..batch.num_rows() {
+            let catalog = ScalarValue::try_from_array(catalogs, row).unwrap().to_string();
+            let name = ScalarValue::try_from_array(names, row).unwrap().to_string();
+            let table = TableReference::full(catalog.as_str(), "information_schema", name.as_str());
+            let df = ctx.table(table).await.unwrap_or_else(|e| panic!("{catalog}.information_schema.{name}: {e}"));
+            df.collect().await.unwrap_or_else(|e| panic!("{catalog}.information_schema.{name}: {e}"));
+            read.push(format!("{catalog}.{name}"));
+        }
+    }
+    read
+}
+
+fn primary_keys(listed: &str) -> bool {
+    listed.contains("| PRIMARY KEY     | 8  |")
+}
+
+const COUNT_BY_TYPE: &str =
+    "SELECT constraint_type, count(*) AS n FROM information_schema.table_constraints GROUP BY 1 ORDER BY 1";
+
+/// A catalog registered after `register` gets its own `information_schema`: its tables are
+/// listed, every listed `information_schema` table of every catalog can be read, and the
+/// constraint tables still answer.
+#[tokio::test]
+async fn a_catalog_registered_later_gets_information_schema() {
+    let ctx = tpch();
+    register(&ctx, &demo_contracts()).await.unwrap();
+    let catalog = Arc::new(MemoryCatalogProvider::new());
+    catalog.register_schema("sales", Arc::new(MemorySchemaProvider::new())).unwrap();
+    ctx.register_catalog("warehouse", catalog);
+    let batch = RecordBatch::try_from_iter([("units", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)]).unwrap();
+    ctx.register_batch("warehouse.sales.stock", batch).unwrap();
+
+    let tables = sql(
+        &ctx,
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = 'warehouse' ORDER BY 1, 2",
+    )
+    .await;
+    assert!(tables.contains("| sales              | stock "), "{tables}");
+    assert!(tables.contains("| information_schema | table_constraints "), "{tables}");
+    let read = read_every_information_schema_table(&ctx).await;
+    assert!(read.contains(&"warehouse.table_constraints".to_owned()), "{read:?}");
+    assert!(read.contains(&"warehouse.columns".to_owned()), "{read:?}");
+    let columns =
+        sql(&ctx, "SELECT column_name FROM warehouse.information_schema.columns WHERE table_name = 'stock'").await;
+    assert!(columns.contains("units"), "{columns}");
+    assert!(primary_keys(&sql(&ctx, COUNT_BY_TYPE).await));
+    // Contracts registered afterwards see the new catalog's relations.
+    register(&ctx, &[Contract::new("warehouse.sales.stock").primary_key(["units"])]).await.unwrap();
+    let keys =
+        sql(&ctx, "SELECT constraint_name FROM information_schema.table_constraints WHERE table_name = 'stock'").await;
+    assert!(keys.contains("stock_pkey"), "{keys}");
+}
+
+/// A table function registered after `register` is listed in `routines` (and one removed
+/// is not), like DataFusion's own `information_schema` does, and the constraint tables
+/// still answer.
+#[tokio::test]
+async fn a_table_function_registered_later_is_listed() {
+    let ctx = tpch();
+    register(&ctx, &demo_contracts()).await.unwrap();
+    let region = ctx.table_provider("region").await.unwrap();
+    ctx.register_udtf("regions_again", Arc::new(Fixed(region)));
+    let routines =
+        "SELECT routine_name, function_type FROM information_schema.routines WHERE routine_name = 'regions_again'";
+    let listed = sql(&ctx, routines).await;
+    assert!(listed.contains("| regions_again | TABLE "), "{listed}");
+    assert_eq!(count(&ctx, "SELECT * FROM regions_again()").await, 5);
+    assert!(primary_keys(&sql(&ctx, COUNT_BY_TYPE).await));
+    read_every_information_schema_table(&ctx).await;
+    ctx.deregister_udtf("regions_again");
+    assert!(!sql(&ctx, routines).await.contains("regions_again"));
+}
+
+/// A table function that returns one table, whatever its arguments.
+#[derive(Debug)]
+struct Fixed(Arc<dyn TableProvider>);
+
+impl TableFunctionImpl for Fixed {
+    fn call_with_args(&self, _args: TableFunctionArgs) -> datafusion::error::Result<Arc<dyn TableProvider>> {
+        Ok(Arc::clone(&self.0))
+    }
+}
+
+/// `datafusion.catalog.information_schema` set back to `true` (which makes DataFusion answer
+/// `information_schema` itself) keeps the constraint tables in SQL: queried, aliased,
+/// joined, and listed by `SHOW TABLES`.
+#[tokio::test]
+async fn information_schema_turned_on_again_keeps_the_constraint_tables() {
+    let ctx = tpch();
+    register(&ctx, &demo_contracts()).await.unwrap();
+    ctx.sql("SET datafusion.catalog.information_schema = true").await.unwrap().collect().await.unwrap();
+    assert!(ctx.state().config().information_schema());
+    assert!(primary_keys(&sql(&ctx, COUNT_BY_TYPE).await));
+    let region = sql(
+        &ctx,
+        "SELECT t.constraint_name, k.column_name FROM information_schema.table_constraints AS t \
+         JOIN datafusion.information_schema.key_column_usage k ON k.constraint_name = t.constraint_name \
+         WHERE t.table_name = 'region'",
+    )
+    .await;
+    assert!(region.contains("| region_pkey     | r_regionkey "), "{region}");
+    let tables = sql(&ctx, "SHOW TABLES").await;
+    assert!(tables.contains("| table_constraints ") && tables.contains("| lineitem "), "{tables}");
+    let columns = sql(&ctx, "SHOW COLUMNS FROM region").await;
+    assert!(columns.contains("r_regionkey"), "{columns}");
+    assert!(sql(&ctx, "SELECT count(*) FROM information_schema.df_settings").await.contains('|'));
+}
+
+/// Constraint kinds read as `dfpipe check --json` shows them, and display the same.
+#[test]
+fn constraint_kinds_serialize_in_snake_case() {
+    let kinds =
+        [ConstraintKind::PrimaryKey, ConstraintKind::Unique, ConstraintKind::NotNull, ConstraintKind::ForeignKey];
+    assert_eq!(serde_json::to_value(kinds).unwrap(), json!(["primary_key", "unique", "not_null", "foreign_key"]));
+    assert_eq!(kinds.map(|k| k.to_string()), ["primary_key", "unique", "not_null", "foreign_key"]);
+    assert_eq!(format!("{:<12}|", ConstraintKind::Unique), "unique      |");
+    let result = CheckResult {
+        relation: "orders".to_owned(),
+        constraint: ConstraintKind::PrimaryKey,
+        columns: vec!["o_orderkey".to_owned()],
+        violations: 3,
+        samples: vec![BTreeMap::from([("o_orderkey".to_owned(), json!(7))])],
+    };
+    assert_eq!(
+        serde_json::to_value(&result).unwrap(),
+        json!({"relation": "orders", "constraint": "primary_key", "columns": ["o_orderkey"], "violations": 3,
+               "samples": [{"o_orderkey": 7}]})
+    );
 }

@@ -3,16 +3,19 @@
 //! is registered, so the views are captured in parallel on the runtime.
 
 use datafusion::prelude::SessionContext;
-use dfpipe_artifacts::{CaptureOptions, Captured, capture};
+use dfpipe_artifacts::{ArtifactError, CaptureOptions, Captured, capture};
+use dfpipe_views::ViewRegistry;
 
 use crate::spec::Profile;
 use crate::views::LogicalView;
 use crate::{EngineError, Result};
 
 /// Captures every view of `views`, returned in the same order. `explain_verbose` records the
-/// plan after every optimizer rule, whatever the profile says.
+/// plan after every optimizer rule, whatever the profile says. An error met while optimizing
+/// or planning physically names the view as `registry` knows it (its file, for SQL).
 pub(crate) async fn capture_all(
     ctx: &SessionContext,
+    registry: &ViewRegistry,
     views: &[LogicalView],
     profile: &Profile,
     explain_verbose: bool,
@@ -32,7 +35,10 @@ pub(crate) async fn capture_all(
     let mut captured = Vec::with_capacity(tasks.len());
     for (view, task) in views.iter().zip(tasks) {
         let joined = task.await.map_err(|e| EngineError::Internal(format!("capturing view `{}`: {e}", view.name)))?;
-        captured.push(joined?);
+        captured.push(joined.map_err(|error| match (error, registry.get(&view.name)) {
+            (ArtifactError::DataFusion { source, .. }, Some(source_view)) => source_view.planning_error(&source).into(),
+            (error, _) => EngineError::from(error),
+        })?);
     }
     Ok(captured)
 }

@@ -29,7 +29,7 @@ pub use run::Event;
 pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
 
 pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, RunStatus, ViewChange, ViewDiff, ViewStatus};
-pub use dfpipe_contract::CheckReport;
+pub use dfpipe_contract::{CheckReport, ConstraintKind};
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
 pub use dfpipe_scheduler::{CancelToken, CostSource};
 pub use dfpipe_views::{BoundParams, ParamSpec, ViewTemplate};

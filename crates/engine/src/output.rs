@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
-use dfpipe_writer::{Location, OutputTable, SortColumn, WriteSpec};
+use dfpipe_writer::{Location, OutputTable, SortColumn, WriteSpec, check_writable};
 
 use crate::spec::{Profile, ViewSpec};
 use crate::{EngineError, Result};
@@ -87,14 +87,20 @@ impl Outputs {
         schema: &Schema,
         spec_file: &Path,
     ) -> Result<WriteSpec> {
-        Ok(WriteSpec {
+        let write = WriteSpec {
             target: self.target(view),
             options: profile.parquet_options(),
             partition_by: spec.partition_by.clone(),
             sort_by: sort_keys(view, spec, schema, spec_file)?,
             knobs: profile.writer_knobs(),
             ..WriteSpec::default()
-        })
+        };
+        // A column the format cannot write is refused now, not halfway through a run.
+        check_writable(write.format, schema).map_err(|e| EngineError::Spec {
+            file: spec_file.to_owned(),
+            message: format!("[views.{view}] materialize = \"{}\": {e}", write.format.name()),
+        })?;
+        Ok(write)
     }
 }
 

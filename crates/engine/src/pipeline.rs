@@ -147,7 +147,7 @@ impl Pipeline {
         let environment = Environment::snapshot(&ctx).await?;
         // Plan each view once, in dependency order; capture; fingerprint.
         let logical = plan_views(&ctx, &registry, &self.spec, &outputs, &self.spec_file()).await?;
-        let mut captured = capture_all(&ctx, &logical, &self.spec.profile, options.explain_verbose).await?;
+        let mut captured = capture_all(&ctx, &registry, &logical, &self.spec.profile, options.explain_verbose).await?;
         let fingerprints = fingerprint_all(&logical, &mut captured, &self.spec.profile, &environment, sources);
         let on_views: Vec<_> =
             self.spec.contracts.values().filter(|c| !self.spec.sources.contains_key(&c.relation)).cloned().collect();

@@ -10,6 +10,7 @@
 
 mod fragment;
 mod lazy;
+mod message;
 mod params;
 mod registry;
 mod sql;
@@ -17,6 +18,7 @@ mod template;
 
 pub use fragment::{filter, parse_filter};
 pub use lazy::LazyView;
+pub use message::user_message;
 pub use params::{LIST_COLUMN, ListParam, ListStrategy, PARAM_TABLE, ParamType, ParamValue, register_param_table};
 pub use registry::{DependencyMismatch, Registered, RegisteredView, ViewRegistry, ViewSource};
 pub use sql::{SqlView, register_lazy};
@@ -48,7 +50,9 @@ pub enum ViewError {
         /// What was refused, e.g. `CREATE TABLE`.
         what: String,
     },
-    /// The SQL does not parse or does not plan.
+    /// The SQL does not parse or does not plan: met while the view is parsed or planned
+    /// here, or later while its plan is optimized or physically planned (see
+    /// [`SqlView::planning_error`]).
     #[error("view `{view}` ({}): {message}", At { file, line: *line, column: *column })]
     Invalid {
         /// The view.
@@ -59,7 +63,7 @@ pub enum ViewError {
         line: Option<u64>,
         /// The column (from 1) of the error, where DataFusion or the parser gives it.
         column: Option<u64>,
-        /// DataFusion's message, without its location.
+        /// DataFusion's message as [`user_message`] gives it, without its location.
         message: String,
     },
     /// A parameter is missing, unused or of the wrong type.

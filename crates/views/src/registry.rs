@@ -9,7 +9,7 @@ use dfpipe_plan_walk::Lineage;
 
 use crate::params::{ListStrategy, ParamValue, register_param_table};
 use crate::template::build_template;
-use crate::{Result, SqlView, ViewError, ViewTemplate, register_lazy};
+use crate::{Result, SqlView, ViewError, ViewTemplate, register_lazy, user_message};
 
 /// The named views of one pipeline. [`ViewRegistry::register`] plans each view once, after
 /// the views it names, and registers it as a [`crate::LazyView`]. Nothing executes.
@@ -57,6 +57,19 @@ impl ViewSource {
         match self {
             Self::Sql(_) => None,
             Self::Template { template, .. } => template.depends_on(),
+        }
+    }
+
+    /// The error of this view's plan failing after [`ViewSource::plan`], while it is
+    /// optimized or physically planned: for a SQL view, [`SqlView::planning_error`] (the view,
+    /// its file and, where DataFusion gives one, the line and column); for a template, the
+    /// template's error. Either reads as [`user_message`] says.
+    pub fn planning_error(&self, error: &datafusion::error::DataFusionError) -> ViewError {
+        match self {
+            Self::Sql(view) => view.planning_error(error),
+            Self::Template { template, .. } => {
+                ViewError::Template { view: template.name().to_owned(), message: user_message(error) }
+            }
         }
     }
 
@@ -113,6 +126,11 @@ impl ViewRegistry {
         self.entries.iter().map(ViewSource::name)
     }
 
+    /// The view named `name`.
+    pub fn get(&self, name: &str) -> Option<&ViewSource> {
+        self.index.get(name).map(|&id| &self.entries[id])
+    }
+
     /// How many views the registry holds.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -129,7 +147,7 @@ impl ViewRegistry {
     pub async fn register(&self, ctx: &SessionContext) -> Result<Registered> {
         self.register_with(ctx, |view, df| {
             register_lazy(ctx, view.name(), df.clone())
-                .map_err(|e| ViewError::Template { view: view.name().to_owned(), message: e.strip_backtrace() })?;
+                .map_err(|e| ViewError::Template { view: view.name().to_owned(), message: user_message(&e) })?;
             Ok(df)
         })
         .await

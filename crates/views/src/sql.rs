@@ -5,15 +5,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::catalog::TableFunctionImpl;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 use crate::params::{ListParam, ListStrategy, PARAM_TABLE, ParamTable, ParamValue, coerce};
-use crate::{LazyView, Result, ViewError};
+use crate::{LazyView, Result, ViewError, user_message};
 
 /// A view defined by one SQL query, parsed and checked but not yet planned.
 #[derive(Debug, Clone)]
@@ -161,8 +162,20 @@ impl SqlView {
             .map_err(|e| ViewError::Refused {
             view: self.name.clone(),
             file: self.file.clone(),
-            what: e.strip_backtrace(),
+            what: user_message(&e),
         })?;
+        if let Some(operator) = unexecutable_operator(&plan) {
+            return Err(ViewError::Invalid {
+                view: self.name.clone(),
+                file: self.file.clone(),
+                line: None,
+                column: None,
+                message: format!(
+                    "operator {operator} cannot run: DataFusion runs `@>` and `<@` on arrays only (as array_has_all), \
+                     and the other operators of its kind not at all; write it with a function"
+                ),
+            });
+        }
         let plan = self.bind(plan, &asked)?;
         Ok(DataFrame::new(state, plan))
     }
@@ -179,6 +192,15 @@ impl SqlView {
         invalid(&self.name, &self.file, &error)
     }
 
+    /// The error of this view's plan failing after it left [`SqlView::plan`]: while it is
+    /// optimized or physically planned (by `dfpipe-artifacts`' `capture`, say). A user's
+    /// type or cast error often surfaces only there. The error names the view and its file,
+    /// with the line and column where DataFusion's diagnostic gives them, and reads as
+    /// [`user_message`] says.
+    pub fn planning_error(&self, error: &DataFusionError) -> ViewError {
+        invalid(&self.name, &self.file, error)
+    }
+
     fn parameter(&self, message: String) -> ViewError {
         ViewError::Parameter { view: self.name.clone(), message }
     }
@@ -187,7 +209,7 @@ impl SqlView {
     fn bind(&self, plan: LogicalPlan, lists_read: &BTreeSet<String>) -> Result<LogicalPlan> {
         let types: BTreeMap<String, _> = plan
             .get_parameter_types()
-            .map_err(|e| self.parameter(e.strip_backtrace()))?
+            .map_err(|e| self.parameter(user_message(&e)))?
             .into_iter()
             .map(|(id, t)| (id.trim_start_matches('$').to_owned(), t))
             .collect();
@@ -216,8 +238,58 @@ impl SqlView {
         if values.is_empty() {
             return Ok(plan);
         }
-        plan.with_param_values(values).map_err(|e| self.parameter(e.strip_backtrace()))
+        plan.with_param_values(values).map_err(|e| self.parameter(user_message(&e)))
     }
+}
+
+/// The first binary operator of `plan` (subqueries included) that DataFusion plans but
+/// cannot evaluate: `@>` and `<@` on operands that are not arrays (on arrays the SQL planner
+/// rewrote them into `array_has_all`), and the JSON-style operators no function backs.
+/// DataFusion builds the physical plan for them, and fails only when a batch is evaluated.
+fn unexecutable_operator(plan: &LogicalPlan) -> Option<String> {
+    let mut found = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        // The schema the node's expressions are evaluated against, when it has one input.
+        let input = match node.inputs().as_slice() {
+            [input] => Some(Arc::clone(input.schema())),
+            _ => None,
+        };
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                if let Expr::BinaryExpr(binary) = e
+                    && matches!(
+                        binary.op,
+                        Operator::AtArrow
+                            | Operator::ArrowAt
+                            | Operator::Arrow
+                            | Operator::LongArrow
+                            | Operator::HashArrow
+                            | Operator::HashLongArrow
+                            | Operator::AtAt
+                            | Operator::HashMinus
+                            | Operator::AtQuestion
+                            | Operator::Question
+                            | Operator::QuestionAnd
+                            | Operator::QuestionPipe
+                            | Operator::IntegerDivide
+                            | Operator::Colon
+                    )
+                {
+                    let types = input.as_ref().and_then(|schema| {
+                        Some((binary.left.get_type(schema).ok()?, binary.right.get_type(schema).ok()?))
+                    });
+                    found = Some(match types {
+                        Some((left, right)) => format!("`{}` between {left} and {right}", binary.op),
+                        None => format!("`{}`", binary.op),
+                    });
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if found.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    found
 }
 
 /// The line and column just after the last character of `text`.
@@ -234,7 +306,7 @@ fn missing(name: &str) -> String {
 /// A parse or planning error, with the line and column DataFusion's diagnostic or the
 /// parser's message gives.
 pub(crate) fn invalid(view: &str, file: &Path, error: &DataFusionError) -> ViewError {
-    let mut message = error.strip_backtrace();
+    let mut message = user_message(error);
     let from_diagnostic =
         error.diagnostic().and_then(|d| d.span).filter(|s| s.start.line > 0).map(|s| (s.start.line, s.start.column));
     let from_text = strip_location(&mut message);

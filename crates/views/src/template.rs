@@ -11,7 +11,7 @@ use datafusion::logical_expr::{Expr, lit};
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::params::{ListParam, ListStrategy, ParamType, ParamValue, coerce};
-use crate::{Result, ViewError};
+use crate::{Result, ViewError, user_message};
 
 /// A view written in Rust: a name, typed parameters, and a function that builds a lazy
 /// `DataFrame` with the DataFrame/Expr API. A template builds on other views by reading them
@@ -51,7 +51,7 @@ pub async fn build_template(
     let df = template
         .build(ctx, &bound)
         .await
-        .map_err(|e| ViewError::Template { view: name.to_owned(), message: e.strip_backtrace() })?;
+        .map_err(|e| ViewError::Template { view: name.to_owned(), message: user_message(&e) })?;
     if let Some(unread) = bound.unread() {
         return Err(ViewError::Parameter {
             view: name.to_owned(),

@@ -163,3 +163,33 @@ async fn filters_are_parsed_as_expressions_over_the_view() {
     }
     assert_eq!(scans(&scanned), 0);
 }
+
+/// `@>` on operands that are not arrays: DataFusion plans it, optimizes it and builds its
+/// physical plan, and fails only when a batch is evaluated ("Binary operator … is not
+/// supported in the physical expr"). A view is refused when it is planned instead, naming
+/// its file; `@>` on arrays (rewritten to `array_has_all` by the SQL planner) still runs.
+#[tokio::test]
+async fn contains_operator_on_non_arrays_is_refused_at_plan_time() {
+    let ctx = SessionContext::new();
+    ctx.sql("CREATE TABLE n (a BIGINT, b BIGINT, s VARCHAR, t VARCHAR) AS VALUES (1, 2, 'ab', 'a')")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    for sql in ["select a @> b as x from n", "select s <@ t as x from n", "select 1 @> 2 as x"] {
+        // DataFusion alone: the physical plan builds; execution fails.
+        let physical = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+        let executed = datafusion::physical_plan::collect(physical, ctx.task_ctx()).await.unwrap_err();
+        assert!(executed.to_string().contains("is not supported in the physical expr"), "{sql}: {executed}");
+        // As a view: refused when planned.
+        let view = SqlView::parse("v", Path::new("views/v.sql"), sql, &ctx.state()).unwrap();
+        let refused = view.plan(&ctx).await.unwrap_err().to_string();
+        assert!(refused.starts_with("view `v` (views/v.sql): operator `"), "{sql}: {refused}");
+        assert!(refused.contains(" cannot run: DataFusion runs `@>` and `<@` on arrays only"), "{sql}: {refused}");
+    }
+    let arrays = "select make_array(a) @> make_array(b) as x from n";
+    let view = SqlView::parse("v", Path::new("views/v.sql"), arrays, &ctx.state()).unwrap();
+    let rows = view.plan(&ctx).await.unwrap().collect().await.unwrap();
+    assert_eq!(rows[0].num_rows(), 1);
+}

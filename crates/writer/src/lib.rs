@@ -17,12 +17,14 @@ mod location;
 mod read;
 mod report;
 mod spec;
+mod writable;
 mod write;
 
 pub use location::Location;
 pub use read::{OutputTable, register_output};
 pub use report::{OutputColumn, WriteReport, WrittenFile};
 pub use spec::{OutputFormat, SortColumn, WriteSpec, WriterKnobs};
+pub use writable::check_writable;
 pub use write::{Staged, clean_staging, write};
 
 use std::path::PathBuf;
@@ -37,6 +39,20 @@ pub enum WriteError {
         target: String,
         /// What is wrong and how to fix it.
         message: String,
+    },
+    /// The output has a column that the format's writer cannot write; nothing was written.
+    #[error("column `{column}` ({data_type}) cannot be written as {}: {reason}; {fix}", format.name())]
+    Unwritable {
+        /// The format.
+        format: OutputFormat,
+        /// The column.
+        column: String,
+        /// Its type.
+        data_type: datafusion::arrow::datatypes::DataType,
+        /// Why the format cannot write it.
+        reason: String,
+        /// What to do.
+        fix: String,
     },
     /// DataFusion failed while writing or reading back; the previous output is intact.
     #[error("writing {target} failed: {}", source.strip_backtrace())]

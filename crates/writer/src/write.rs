@@ -55,6 +55,7 @@ pub async fn write(plan: Arc<dyn ExecutionPlan>, state: &SessionState, spec: &Wr
         return Err(spec_error(format!("`{name}` cannot be the name of an output")));
     }
     let schema = plan.schema();
+    crate::check_writable(spec.format, &schema).map_err(|e| spec_error(e.to_string()))?;
     for column in &spec.partition_by {
         if schema.field_with_name(column).is_err() {
             return Err(spec_error(format!("partition column `{column}` is not in the output schema")));

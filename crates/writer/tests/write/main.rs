@@ -6,3 +6,4 @@ mod failures;
 mod memory;
 mod options;
 mod readback;
+mod types;
