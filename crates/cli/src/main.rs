@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dfpipe_engine::{CancelToken, EngineError, Event, Pipeline, RunOptions, tpch};
+use dfpipe_demo::DemoError;
+use dfpipe_engine::{CancelToken, EngineError, Event, Pipeline, RunOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// dfpipe runs pipelines of SQL views on Apache DataFusion, plan first: every view is planned,
@@ -326,7 +327,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Gen { what: GenCommand::Tpch { scale_factor, out } } => {
-            let rows = tpch::generate(scale_factor, &out, default_workers())?;
+            let rows = dfpipe_demo::generate(scale_factor, &out, default_workers()).map_err(demo_error)?;
             for (table, n) in rows {
                 output::say!("{table:<10} {n:>12} rows  {}", out.join(table).display());
             }
@@ -344,9 +345,20 @@ fn load(args: &PipelineArgs) -> Result<Pipeline, EngineError> {
             std::env::var_os("DFPIPE_DEMO_DIR").map_or_else(|| std::env::temp_dir().join("dfpipe-demo"), PathBuf::from);
         let dir = base.join(format!("sf-{}", args.scale_factor));
         tracing::info!(dir = %dir.display(), "preparing the built-in TPC-H demo");
-        tpch::prepare_demo(&dir, args.scale_factor)?
+        dfpipe_demo::prepare_demo(&dir, args.scale_factor).map_err(demo_error)?
     };
     Pipeline::load(dir)
+}
+
+/// A demo failure as the engine's errors say it: a bad `--scale-factor` is a usage error, a
+/// write that fails an environment one.
+fn demo_error(error: DemoError) -> EngineError {
+    match error {
+        DemoError::ScaleFactor(_) => {
+            EngineError::Spec { file: PathBuf::from("--scale-factor"), message: error.to_string() }
+        }
+        DemoError::Io { action, path, source } => EngineError::Io { action, path, source },
+    }
 }
 
 fn unknown_view(names: &[&str], view: &str) -> EngineError {

@@ -12,7 +12,6 @@ mod profile;
 mod report;
 mod run;
 mod spec;
-pub mod tpch;
 
 pub use materialized::OutputDir;
 pub use pipeline::{Pipeline, Planned, RunOptions};
