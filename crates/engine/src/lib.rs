@@ -4,6 +4,7 @@
 //! (views → plan-walk → artifacts), derives the DAG and the fingerprints from the plans,
 //! decides what runs, and predicts the schedule (scheduler). [`Planned::run`] executes what
 //! must run through the writer, and records the bundles and the run in the store.
+//! [`Planned::stream`] streams one view's rows instead, writing and recording nothing.
 
 mod history;
 mod materialized;
@@ -11,6 +12,7 @@ mod pipeline;
 mod profile;
 mod report;
 mod run;
+mod show;
 mod spec;
 
 pub use materialized::OutputDir;
@@ -45,6 +47,16 @@ pub enum EngineError {
         name: String,
         /// What is wrong and what to do.
         message: String,
+    },
+    /// A name given as a view is none of the pipeline's views.
+    #[error("no view named `{view}`; {}", show::unknown_view_hint(.close, .views))]
+    UnknownView {
+        /// The name given.
+        view: String,
+        /// The views with a name close to it, closest first.
+        close: Vec<String>,
+        /// Every view, in name order.
+        views: Vec<String>,
     },
     /// A view is refused or does not plan.
     #[error(transparent)]
@@ -83,7 +95,7 @@ impl EngineError {
     /// A short machine-readable name of the error's class, for `--json` output.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Spec { .. } => "spec",
+            Self::Spec { .. } | Self::UnknownView { .. } => "spec",
             Self::Source { .. } => "source",
             Self::View(_) => "view",
             Self::Cycle(_) => "cycle",
