@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod output;
+mod show;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -118,6 +119,24 @@ enum Command {
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Stream a view's rows to stdout and write nothing: no output, nothing recorded (like
+    /// `dbt show`). The view runs from its plan, lazy or materialized, with its parameters
+    /// bound; a materialized view it reads is read from its committed output (empty before
+    /// its first run).
+    Show {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// The view to show.
+        #[arg(long, value_name = "VIEW")]
+        view: String,
+        /// Stop after N rows. Default: 20 rows for `table`, every row for the other formats,
+        /// which stream in bounded memory whatever the view's size.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// How the rows are written.
+        #[arg(long, value_enum, default_value_t = show::ShowFormat::Table)]
+        format: show::ShowFormat,
     },
     /// Generate data sets.
     Gen {
@@ -261,7 +280,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             let mut report = planned.lineage(deep);
             if let Some(view) = view {
                 if planned.bundle(&view).is_none() {
-                    return Err(unknown_view(&planned.view_names(), &view));
+                    return Err(planned.unknown_view(&view));
                 }
                 report.views.retain(|v| v.name == view);
             }
@@ -280,7 +299,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                 ..RunOptions::default()
             };
             let planned = load(&pipeline)?.plan(&options).await?;
-            let bundle = planned.bundle(&view).ok_or_else(|| unknown_view(&planned.view_names(), &view))?;
+            let bundle = planned.bundle(&view).ok_or_else(|| planned.unknown_view(&view))?;
             let text = match format {
                 ExplainFormat::Logical => bundle.logical.clone(),
                 ExplainFormat::Optimized => bundle.optimized.clone(),
@@ -326,6 +345,11 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             output::check(&report, json);
             Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Show { pipeline, view, limit, format } => {
+            let params = pipeline.params.clone();
+            let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, params, ..RunOptions::default() }).await?;
+            show::show(&planned, &view, limit, format).await
+        }
         Command::Gen { what: GenCommand::Tpch { scale_factor, out } } => {
             let rows = dfpipe_demo::generate(scale_factor, &out, default_workers()).map_err(demo_error)?;
             for (table, n) in rows {
@@ -358,13 +382,6 @@ fn demo_error(error: DemoError) -> EngineError {
             EngineError::Spec { file: PathBuf::from("--scale-factor"), message: error.to_string() }
         }
         DemoError::Io { action, path, source } => EngineError::Io { action, path, source },
-    }
-}
-
-fn unknown_view(names: &[&str], view: &str) -> EngineError {
-    EngineError::Spec {
-        file: PathBuf::from("--view"),
-        message: format!("no view named `{view}`; the views are: {}", names.join(", ")),
     }
 }
 
