@@ -1,6 +1,7 @@
 //! `Planned::stream`: a view's rows from its plan, parameters bound, with nothing written;
 //! readers of a materialized view see its committed output.
 
+use std::fmt::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,8 +32,11 @@ fn pipeline(dir: &Path, orders: &[(i64, i64)]) {
 
 fn write_orders(dir: &Path, orders: &[(i64, i64)]) {
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    let rows: String = orders.iter().map(|(id, amount)| format!("{id},{amount}\n")).collect();
-    std::fs::write(dir.join("data").join("orders.csv"), format!("id,amount\n{rows}")).unwrap();
+    let mut csv = String::from("id,amount\n");
+    for (id, amount) in orders {
+        writeln!(csv, "{id},{amount}").unwrap();
+    }
+    std::fs::write(dir.join("data").join("orders.csv"), csv).unwrap();
 }
 
 async fn plan(dir: &Path, params: &[&str]) -> Planned {

@@ -100,20 +100,23 @@ pub(crate) async fn show(
 enum Sink<W: Write> {
     /// The rows kept to print at the end, and where.
     Table(Vec<RecordBatch>, W),
-    Csv(arrow::csv::Writer<W>, bool),
+    /// The writer, and whether it wrote a batch (and so the header).
+    Csv(Box<arrow::csv::Writer<W>>, bool),
     Json(arrow::json::Writer<W, LineDelimited>),
-    Arrow(arrow::ipc::writer::StreamWriter<W>),
+    Arrow(Box<arrow::ipc::writer::StreamWriter<W>>),
 }
 
 impl<W: Write> Sink<W> {
     fn new(format: ShowFormat, out: W, schema: &SchemaRef) -> Result<Self, ArrowError> {
         Ok(match format {
             ShowFormat::Table => Self::Table(Vec::new(), out),
-            ShowFormat::Csv => Self::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(out), false),
+            ShowFormat::Csv => {
+                Self::Csv(Box::new(arrow::csv::WriterBuilder::new().with_header(true).build(out)), false)
+            }
             ShowFormat::Json => {
                 Self::Json(arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(out))
             }
-            ShowFormat::Arrow => Self::Arrow(arrow::ipc::writer::StreamWriter::try_new(out, schema)?),
+            ShowFormat::Arrow => Self::Arrow(Box::new(arrow::ipc::writer::StreamWriter::try_new(out, schema)?)),
         })
     }
 

@@ -149,11 +149,8 @@ fn write_part(
         source,
     })?;
     let path = dir.join(format!("part-{part}.parquet"));
-    let file = File::create(&path).map_err(|source| DemoError::Io {
-        action: "cannot create",
-        path: path.clone(),
-        source,
-    })?;
+    let file =
+        File::create(&path).map_err(|source| DemoError::Io { action: "cannot create", path: path.clone(), source })?;
     let reader = batches(table, scale_factor, part as i32, count as i32)
         .ok_or_else(|| io_error(&path, &format!("`{table}` is not a TPC-H table")))?;
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();

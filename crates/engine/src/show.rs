@@ -96,7 +96,9 @@ mod tests {
 
     #[test]
     fn edit_distances() {
-        for (a, b, distance) in [("", "", 0), ("q1", "q01", 1), ("q01", "q10", 2), ("kitten", "sitting", 3), ("a", "", 1)] {
+        for (a, b, distance) in
+            [("", "", 0), ("q1", "q01", 1), ("q01", "q10", 2), ("kitten", "sitting", 3), ("a", "", 1)]
+        {
             assert_eq!(edit_distance(a, b), distance, "{a} {b}");
         }
     }
