@@ -317,3 +317,18 @@ fn show_ends_cleanly_when_stdout_closes() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn show_exits_1_when_the_view_fails_while_it_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    big_pipeline(dir.path(), 10);
+    std::fs::write(
+        dir.path().join("views").join("bad.sql"),
+        "select cast(concat(cast(value as varchar), 'x') as int) as bad from generate_series(1, 10)",
+    )
+    .unwrap();
+    let out = dfpipe(&["show", dir.path().to_str().unwrap(), "--view", "bad", "--format", "csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("view `bad` failed") && message.contains("Cannot cast string '1x'"), "{message}");
+}
