@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 use datafusion::config::TableParquetOptions;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use dfpipe_engine::{Pipeline, RunOptions, tpch};
+use dfpipe_engine::{Pipeline, RunOptions};
 
 fn main() {
     let scale_factor: f64 = std::env::var("DFPIPE_COMPARE_SF").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../target/dfpipe-compare/sf-{scale_factor}"));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
     let started = Instant::now();
-    tpch::prepare_demo(&dir, scale_factor).expect("the demo pipeline");
+    dfpipe_demo::prepare_demo(&dir, scale_factor).expect("the demo pipeline");
     println!("data at {} (scale factor {scale_factor}) ready in {:.1?}", dir.display(), started.elapsed());
 
     let mut plain = Vec::new();
@@ -66,20 +66,20 @@ async fn plain_datafusion(dir: &Path) -> Duration {
     let started = Instant::now();
     let config = SessionConfig::new().with_target_partitions(2).with_batch_size(8192);
     let ctx = SessionContext::new_with_config(config);
-    for table in tpch::TABLES {
+    for table in dfpipe_demo::TABLES {
         let path = dir.join("data").join(table);
         ctx.register_parquet(table, path.to_string_lossy().as_ref(), ParquetReadOptions::default())
             .await
             .expect("a source");
     }
-    for (name, sql) in tpch::DEMO_VIEWS.iter().filter(|(name, _)| name.starts_with("stg_")) {
+    for (name, sql) in dfpipe_demo::DEMO_VIEWS.iter().filter(|(name, _)| name.starts_with("stg_")) {
         let view = ctx.sql(sql).await.expect("a staging view").into_view();
         ctx.register_table(*name, view).expect("registered");
     }
     let mut parquet = TableParquetOptions::default();
     parquet.global.compression = Some("zstd(3)".to_owned());
     parquet.global.max_row_group_size = 1_048_576;
-    for (name, sql) in tpch::DEMO_VIEWS.iter().filter(|(name, _)| name.starts_with('q')) {
+    for (name, sql) in dfpipe_demo::DEMO_VIEWS.iter().filter(|(name, _)| name.starts_with('q')) {
         let df = ctx.sql(sql).await.expect("a query");
         let target = out.join(name);
         df.write_parquet(target.to_string_lossy().as_ref(), DataFrameWriteOptions::new(), Some(parquet.clone()))

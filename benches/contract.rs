@@ -2,7 +2,7 @@
 //! fused into one query per relation, against one query per constraint and the bare
 //! `GROUP BY` over the primary key.
 //!
-//! The data is generated in memory with tpchgen-arrow and registered as `MemTable`s with
+//! The data is generated in memory by the demo (tpchgen-arrow) and registered as `MemTable`s with
 //! one partition per core. Set `DFPIPE_BENCH_SF` to change the scale factor.
 
 use std::sync::Arc;
@@ -13,20 +13,9 @@ use datafusion::datasource::MemTable;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::prelude::{SessionConfig, SessionContext, col, lit};
 use dfpipe_contract::{CheckOptions, Contract, Fusion, check_with, register};
-use tpchgen::generators::{
-    CustomerGenerator, LineItemGenerator, OrderGenerator, PartGenerator, PartSuppGenerator, SupplierGenerator,
-};
-use tpchgen_arrow::{CustomerArrow, LineItemArrow, OrderArrow, PartArrow, PartSuppArrow, SupplierArrow};
 
 fn reader(table: &str, sf: f64, part: i32, parts: i32) -> Box<dyn RecordBatchReader + Send> {
-    match table {
-        "customer" => Box::new(CustomerArrow::new(CustomerGenerator::new(sf, part, parts))),
-        "lineitem" => Box::new(LineItemArrow::new(LineItemGenerator::new(sf, part, parts))),
-        "orders" => Box::new(OrderArrow::new(OrderGenerator::new(sf, part, parts))),
-        "part" => Box::new(PartArrow::new(PartGenerator::new(sf, part, parts))),
-        "partsupp" => Box::new(PartSuppArrow::new(PartSuppGenerator::new(sf, part, parts))),
-        _ => Box::new(SupplierArrow::new(SupplierGenerator::new(sf, part, parts))),
-    }
+    dfpipe_demo::batches(table, sf, part, parts).expect("a TPC-H table")
 }
 
 /// The TPC-H tables the checks read, generated in parallel, one partition per core, with the

@@ -39,7 +39,7 @@ impl TpchDemo {
     /// Generates the demo at scale factor 0.001 and plans it.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        dfpipe_engine::tpch::prepare_demo(dir.path(), 0.001).expect("the demo pipeline");
+        dfpipe_demo::prepare_demo(dir.path(), 0.001).expect("the demo pipeline");
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
         let planned = runtime
             .block_on(async {

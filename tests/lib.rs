@@ -17,7 +17,7 @@ impl Demo {
     /// Lays out the demo pipeline with freshly generated data.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        dfpipe_engine::tpch::prepare_demo(dir.path(), SCALE_FACTOR).expect("the demo pipeline");
+        dfpipe_demo::prepare_demo(dir.path(), SCALE_FACTOR).expect("the demo pipeline");
         Self { dir }
     }
 

@@ -236,18 +236,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`, usually `<pipeline>/.dfpipe`.
+    /// Opens the store at `root`, usually `<pipeline>/.dfpipe`. Nothing is created until
+    /// the first write, so commands that only read (`plan`, `explain`, `show`) leave a
+    /// pipeline without a store as it was.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = root.into();
-        for dir in ["bundles", "runs", ENVIRONMENTS] {
-            let path = root.join(dir);
-            std::fs::create_dir_all(&path).map_err(|source| ArtifactError::Io {
-                action: "cannot create",
-                path,
-                source,
-            })?;
-        }
-        Ok(Self { root })
+        Ok(Self { root: root.into() })
     }
 
     /// The store's directory.
@@ -312,9 +305,7 @@ impl Store {
 
     /// The ids of all recorded runs, oldest first.
     pub fn run_ids(&self) -> Result<Vec<String>> {
-        let dir = self.root.join("runs");
-        let entries =
-            std::fs::read_dir(&dir).map_err(|source| ArtifactError::Io { action: "cannot list", path: dir, source })?;
+        let Some(entries) = list(&self.root.join("runs"))? else { return Ok(Vec::new()) };
         let mut ids: Vec<String> = entries
             .flatten()
             .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".msgpack")).map(str::to_owned))
@@ -338,12 +329,7 @@ impl Store {
 
     /// Rewrites the files of an older schema version in `dir`, all of kind `T`.
     fn migrate_dir<T: Stored>(&self, dir: &str) -> Result<usize> {
-        let dir = self.root.join(dir);
-        let entries = std::fs::read_dir(&dir).map_err(|source| ArtifactError::Io {
-            action: "cannot list",
-            path: dir.clone(),
-            source,
-        })?;
+        let Some(entries) = list(&self.root.join(dir))? else { return Ok(0) };
         let mut rewritten = 0;
         for path in entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "msgpack")) {
             if version_of(&path)? < SCHEMA_VERSION {
@@ -363,8 +349,17 @@ impl Store {
     }
 }
 
+/// The entries of the store directory `dir`, or `None` when nothing was written there yet.
+fn list(dir: &Path) -> Result<Option<std::fs::ReadDir>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ArtifactError::Io { action: "cannot list", path: dir.to_owned(), source }),
+    }
+}
+
 /// Writes `payload` to `path` atomically: a temporary file in the same directory, fsync,
-/// then rename over `path`.
+/// then rename over `path`. The directory is created first if needed.
 fn write_atomic<T: Stored>(path: &Path, payload: &T) -> Result<()> {
     let envelope = Envelope { schema_version: SCHEMA_VERSION, kind: T::KIND.to_owned(), payload };
     let bytes = rmp_serde::to_vec_named(&envelope)
@@ -373,6 +368,9 @@ fn write_atomic<T: Stored>(path: &Path, payload: &T) -> Result<()> {
         let path = path.to_owned();
         move |source| ArtifactError::Io { action, path, source }
     };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
+    }
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut file = std::fs::File::create(&tmp).map_err(io("cannot create", &tmp))?;
     file.write_all(&bytes).map_err(io("cannot write", &tmp))?;
@@ -511,6 +509,18 @@ mod tests {
     }
 
     #[test]
+    fn reading_an_empty_store_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join(".dfpipe")).unwrap();
+        assert_eq!(store.latest_run().unwrap(), None);
+        assert_eq!(store.bundle(&Fingerprint("0".repeat(32))).unwrap(), None);
+        assert_eq!(store.migrate().unwrap(), 0);
+        assert!(!store.root().exists());
+        store.put_run(&record()).unwrap();
+        assert_eq!(store.run_ids().unwrap(), [record().run_id]);
+    }
+
+    #[test]
     fn truncated_and_garbage_files_are_errors_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -529,6 +539,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let path = store.root().join("runs").join("00000000000000000002.msgpack");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let future = Envelope { schema_version: SCHEMA_VERSION + 1, kind: "run".to_owned(), payload: record() };
         std::fs::write(&path, rmp_serde::to_vec_named(&future).unwrap()).unwrap();
         let message = store.latest_run().unwrap_err().to_string();

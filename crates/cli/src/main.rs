@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod output;
+mod show;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use dfpipe_engine::{CancelToken, EngineError, Event, Pipeline, RunOptions, tpch};
+use dfpipe_demo::DemoError;
+use dfpipe_engine::{CancelToken, EngineError, Event, Pipeline, RunOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// dfpipe runs pipelines of SQL views on Apache DataFusion, plan first: every view is planned,
@@ -118,6 +120,24 @@ enum Command {
         /// Print one JSON document on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Stream a view's rows to stdout and write nothing: no output, nothing recorded (like
+    /// `dbt show`). The view runs from its plan, lazy or materialized, with its parameters
+    /// bound; a materialized view it reads is read from its committed output (empty before
+    /// its first run).
+    Show {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// The view to show.
+        #[arg(long, value_name = "VIEW")]
+        view: String,
+        /// Stop after N rows. Default: 20 rows for `table`, every row for the other formats,
+        /// which stream in bounded memory whatever the view's size.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// How the rows are written.
+        #[arg(long, value_enum, default_value_t = show::ShowFormat::Table)]
+        format: show::ShowFormat,
     },
     /// Generate data sets.
     Gen {
@@ -261,7 +281,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             let mut report = planned.lineage(deep);
             if let Some(view) = view {
                 if planned.bundle(&view).is_none() {
-                    return Err(unknown_view(&planned.view_names(), &view));
+                    return Err(planned.unknown_view(&view));
                 }
                 report.views.retain(|v| v.name == view);
             }
@@ -280,7 +300,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                 ..RunOptions::default()
             };
             let planned = load(&pipeline)?.plan(&options).await?;
-            let bundle = planned.bundle(&view).ok_or_else(|| unknown_view(&planned.view_names(), &view))?;
+            let bundle = planned.bundle(&view).ok_or_else(|| planned.unknown_view(&view))?;
             let text = match format {
                 ExplainFormat::Logical => bundle.logical.clone(),
                 ExplainFormat::Optimized => bundle.optimized.clone(),
@@ -326,8 +346,13 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             output::check(&report, json);
             Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Show { pipeline, view, limit, format } => {
+            let params = pipeline.params.clone();
+            let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, params, ..RunOptions::default() }).await?;
+            show::show(&planned, &view, limit, format).await
+        }
         Command::Gen { what: GenCommand::Tpch { scale_factor, out } } => {
-            let rows = tpch::generate(scale_factor, &out, default_workers())?;
+            let rows = dfpipe_demo::generate(scale_factor, &out, default_workers()).map_err(demo_error)?;
             for (table, n) in rows {
                 output::say!("{table:<10} {n:>12} rows  {}", out.join(table).display());
             }
@@ -345,15 +370,19 @@ fn load(args: &PipelineArgs) -> Result<Pipeline, EngineError> {
             std::env::var_os("DFPIPE_DEMO_DIR").map_or_else(|| std::env::temp_dir().join("dfpipe-demo"), PathBuf::from);
         let dir = base.join(format!("sf-{}", args.scale_factor));
         tracing::info!(dir = %dir.display(), "preparing the built-in TPC-H demo");
-        tpch::prepare_demo(&dir, args.scale_factor)?
+        dfpipe_demo::prepare_demo(&dir, args.scale_factor).map_err(demo_error)?
     };
     Pipeline::load(dir)
 }
 
-fn unknown_view(names: &[&str], view: &str) -> EngineError {
-    EngineError::Usage {
-        flag: "--view".to_owned(),
-        message: format!("no view named `{view}`; the views are: {}", names.join(", ")),
+/// A demo failure as the engine's errors say it: a bad `--scale-factor` is a usage error, a
+/// write that fails an environment one.
+fn demo_error(error: DemoError) -> EngineError {
+    match error {
+        DemoError::ScaleFactor(_) => {
+            EngineError::Usage { flag: "--scale-factor".to_owned(), message: error.to_string() }
+        }
+        DemoError::Io { action, path, source } => EngineError::Io { action, path, source },
     }
 }
 

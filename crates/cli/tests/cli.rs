@@ -91,8 +91,12 @@ fn help_describes_every_flag() {
     for flag in ["--full", "--select", "--workers", "--fail-fast", "--dynamic", "--json", "--scale-factor", "[DIR]"] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+    let help = String::from_utf8(dfpipe(&["show", "--help"]).stdout).unwrap();
+    for flag in ["--view", "--limit", "--format", "table", "csv", "json", "arrow", "--param", "[DIR]", "write"] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
     let help = String::from_utf8(dfpipe(&["--help"]).stdout).unwrap();
-    for command in ["run", "plan", "lineage", "explain", "check", "gen"] {
+    for command in ["run", "plan", "lineage", "explain", "check", "show", "gen"] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
 }
@@ -183,4 +187,169 @@ fn explain_and_diff_through_the_binary() {
     assert_eq!(q06["ingredients"], serde_json::json!(["plan"]));
     let text = String::from_utf8(dfpipe(&["diff", path]).stdout).unwrap();
     assert!(text.contains("q06") && text.contains("breaking"), "{text}");
+}
+
+/// Every file under `dir` with its size and modification time; empty when `dir` is missing.
+fn listing(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(current) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else { continue };
+        for entry in entries {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                pending.push(entry.path());
+            }
+            files.push((entry.path(), meta.len(), meta.modified().unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The rows of an Arrow IPC stream.
+fn arrow_rows(bytes: impl std::io::Read) -> usize {
+    let reader = arrow::ipc::reader::StreamReader::try_new(bytes, None).expect("an Arrow IPC stream");
+    reader.map(|batch| batch.expect("a record batch").num_rows()).sum()
+}
+
+#[test]
+fn show_streams_rows_in_every_format_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(dir.path());
+    let path = dir.path().to_str().unwrap();
+    let state = || (listing(&dir.path().join(".dfpipe")), listing(&dir.path().join("out")));
+    let text = |out: &Output| String::from_utf8(out.stdout.clone()).unwrap();
+
+    // Before any run: a table of the first 20 rows, and no store or output appears.
+    let before = state();
+    assert_eq!(before, (vec![], vec![]));
+    let table = dfpipe(&["show", path, "--view", "stg_lineitem"]);
+    assert_eq!(table.status.code(), Some(0), "{}", String::from_utf8_lossy(&table.stderr));
+    let rows = text(&table).lines().filter(|l| l.starts_with("| ")).count();
+    assert_eq!(rows, 21, "a header and 20 rows:\n{}", text(&table));
+    assert!(text(&table).contains("l_orderkey"));
+    assert!(String::from_utf8_lossy(&table.stderr).contains("the first 20 rows"));
+    assert_eq!(state(), before);
+
+    let run = json(&dfpipe(&["run", path, "--json"]));
+    let rows_of = |view: &str| {
+        let views = run["views"].as_array().unwrap();
+        views.iter().find(|v| v["name"] == view).unwrap()["rows"].as_u64().unwrap() as usize
+    };
+    let before = state();
+    assert!(!before.0.is_empty() && !before.1.is_empty());
+
+    let csv = dfpipe(&["show", path, "--view", "stg_orders", "--format", "csv", "--limit", "5"]);
+    let csv = text(&csv);
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(csv.starts_with("o_orderkey,"), "{csv}");
+
+    let lines = text(&dfpipe(&["show", path, "--view", "q01", "--format", "json"]));
+    let objects: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objects.len(), rows_of("q01"));
+    assert!(objects.iter().all(|o| o.get("l_returnflag").is_some()), "{lines}");
+
+    let arrow = dfpipe(&["show", path, "--view", "q03", "--format", "arrow"]);
+    assert_eq!(arrow_rows(arrow.stdout.as_slice()), rows_of("q03"));
+    let none = dfpipe(&["show", path, "--view", "q03", "--format", "arrow", "--limit", "0"]);
+    assert_eq!(arrow_rows(none.stdout.as_slice()), 0, "the schema alone");
+    assert_eq!(state(), before, "show writes nothing");
+
+    let unknown = dfpipe(&["show", path, "--view", "q1"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(message.contains("no view named `q1`") && message.contains("`q01`"), "{message}");
+}
+
+/// A pipeline of one view, `big`, of `rows` rows of two `BIGINT`s, under a 20 MiB memory limit.
+fn big_pipeline(dir: &Path, rows: u64) {
+    std::fs::write(
+        dir.join("dfpipe.toml"),
+        "[pipeline]\nname = \"big\"\n\n[profile]\ntarget_partitions = 2\nbatch_size = 8192\n\
+         memory_limit = \"20MiB\"\nsubstrait = \"fallback\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("views")).unwrap();
+    std::fs::write(
+        dir.join("views").join("big.sql"),
+        format!("select value as n, value * 2 as doubled from generate_series(1, {rows})"),
+    )
+    .unwrap();
+}
+
+/// The peak resident memory of process `pid` in bytes, where `/proc` says it.
+fn peak_memory(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn show_streams_a_view_larger_than_the_memory_limit_in_bounded_memory() {
+    const ROWS: u64 = 20_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    big_pipeline(dir.path(), ROWS);
+    let path = dir.path().to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
+        .args(["show", path, "--view", "big", "--format", "arrow"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let reader = arrow::ipc::reader::StreamReader::try_new(child.stdout.take().unwrap(), None).unwrap();
+    let (mut rows, mut peak) = (0, None);
+    for batch in reader {
+        rows += batch.unwrap().num_rows() as u64;
+        // Halfway, the whole view has been computed once if anything held it.
+        if peak.is_none() && rows >= ROWS / 2 {
+            peak = peak_memory(pid);
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rows, ROWS);
+    // 20 million rows of two BIGINTs are 320 MB; streaming holds a few batches of 128 KiB.
+    if let Some(peak) = peak {
+        assert!(peak < 160 << 20, "peak memory {} MiB while streaming 320 MB", peak >> 20);
+    }
+    assert_eq!(listing(dir.path()).len(), 3, "dfpipe.toml, views/ and views/big.sql only");
+}
+
+#[test]
+fn show_ends_cleanly_when_stdout_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    big_pipeline(dir.path(), 20_000_000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
+        .args(["show", dir.path().to_str().unwrap(), "--view", "big", "--format", "csv"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut head, &mut line).unwrap();
+    assert_eq!(line, "n,doubled\n");
+    drop(head);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn show_exits_1_when_the_view_fails_while_it_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    big_pipeline(dir.path(), 10);
+    std::fs::write(
+        dir.path().join("views").join("bad.sql"),
+        "select cast(concat(cast(value as varchar), 'x') as int) as bad from generate_series(1, 10)",
+    )
+    .unwrap();
+    let out = dfpipe(&["show", dir.path().to_str().unwrap(), "--view", "bad", "--format", "csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(message.contains("view `bad` failed") && message.contains("Cannot cast string '1x'"), "{message}");
 }

@@ -4,6 +4,7 @@
 //! (views → plan-walk → artifacts), derives the DAG and the fingerprints from the plans,
 //! decides what runs, and predicts the schedule (scheduler). [`Planned::run`] executes what
 //! must run through the writer, and records the bundles and the run in the store.
+//! [`Planned::stream`] streams one view's rows instead, writing and recording nothing.
 
 mod capture;
 mod dag;
@@ -17,9 +18,9 @@ mod profile;
 mod record;
 mod report;
 mod run;
+mod show;
 mod sources;
 mod spec;
-pub mod tpch;
 mod views;
 
 pub use pipeline::{Pipeline, RunOptions};
@@ -65,7 +66,17 @@ pub enum EngineError {
         /// What is wrong and what to do.
         message: String,
     },
-    /// A view is refused or does not plan, or views read each other in a cycle.
+    /// A name given as a view is none of the pipeline's views.
+    #[error("no view named `{view}`; {}", show::unknown_view_hint(.close, .views))]
+    UnknownView {
+        /// The name given.
+        view: String,
+        /// The views with a name close to it, closest first.
+        close: Vec<String>,
+        /// Every view, in name order.
+        views: Vec<String>,
+    },
+    /// A view is refused or does not plan.
     #[error(transparent)]
     View(#[from] dfpipe_views::ViewError),
     /// The schedule could not be built.
@@ -103,7 +114,7 @@ impl EngineError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Spec { .. } => "spec",
-            Self::Usage { .. } => "usage",
+            Self::Usage { .. } | Self::UnknownView { .. } => "usage",
             Self::Source { .. } => "source",
             Self::View(dfpipe_views::ViewError::Cycle { .. }) => "cycle",
             Self::View(_) => "view",

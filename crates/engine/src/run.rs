@@ -14,6 +14,7 @@ use dfpipe_writer::{WriteReport, WriteSpec, clean_staging, write};
 
 use crate::planned::Planned;
 use crate::report::RunReport;
+use crate::show::physical_plan;
 use crate::{EngineError, Result};
 
 /// Progress of a run, for a display to follow. The engine never prints.
@@ -138,12 +139,7 @@ impl Planned {
 /// Writes one view into staging, checks its contract there, and commits.
 async fn execute(job: Job) -> Result<Executed, Halt> {
     let plan = match &job.replan {
-        Some(optimized) => job
-            .state
-            .query_planner()
-            .create_physical_plan(optimized, &job.state)
-            .await
-            .map_err(|e| e.strip_backtrace())?,
+        Some(optimized) => physical_plan(optimized, &job.state).await.map_err(|e| e.strip_backtrace())?,
         None => job.plan,
     };
     // A cancelled write is dropped, and with it its staging directory.

@@ -1,4 +1,8 @@
-//! TPC-H data generated in-process with tpchgen-arrow, and the built-in demo pipeline.
+//! The built-in dfpipe demo: TPC-H data generated in-process with tpchgen-arrow and written
+//! as parquet, and the example pipeline of `examples/tpch/` (embedded) laid out beside it.
+//!
+//! The command line composes it (`dfpipe gen tpch`, and every command run without a pipeline
+//! directory); the engine knows nothing about it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -15,7 +19,30 @@ use tpchgen_arrow::{
     CustomerArrow, LineItemArrow, NationArrow, OrderArrow, PartArrow, PartSuppArrow, RegionArrow, SupplierArrow,
 };
 
-use crate::{EngineError, Result};
+/// Errors raised while laying out the demo or generating its data.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The scale factor is not a positive number.
+    #[error("scale factor {0} must be a positive number, like 0.1")]
+    ScaleFactor(f64),
+    /// A file or directory cannot be written.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = DemoError> = std::result::Result<T, E>;
+
+/// The name of a pipeline's spec file, as the engine reads it (`dfpipe_engine::SPEC_FILE`):
+/// every end-to-end test lays out the demo here and loads it with the engine.
+const SPEC_FILE: &str = "dfpipe.toml";
 
 /// The eight TPC-H tables.
 pub const TABLES: [&str; 8] = ["customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier"];
@@ -64,10 +91,7 @@ const COMPLETE_MARKER: &str = ".complete";
 /// `parts` files per large table. Returns the rows written per table.
 pub fn generate(scale_factor: f64, out: &Path, parts: usize) -> Result<Vec<(&'static str, u64)>> {
     if !(scale_factor > 0.0 && scale_factor.is_finite()) {
-        return Err(EngineError::Spec {
-            file: PathBuf::from("--scale-factor"),
-            message: format!("scale factor {scale_factor} must be a positive number, like 0.1"),
-        });
+        return Err(DemoError::ScaleFactor(scale_factor));
     }
     let parts = parts.max(1);
     let mut jobs: Vec<(&'static str, usize, usize)> = Vec::new();
@@ -95,17 +119,20 @@ pub fn generate(scale_factor: f64, out: &Path, parts: usize) -> Result<Vec<(&'st
     Ok(rows)
 }
 
-fn reader(scale_factor: f64, table: &str, part: i32, count: i32) -> Box<dyn RecordBatchReader + Send> {
-    match table {
-        "customer" => Box::new(CustomerArrow::new(CustomerGenerator::new(scale_factor, part, count))),
-        "lineitem" => Box::new(LineItemArrow::new(LineItemGenerator::new(scale_factor, part, count))),
-        "nation" => Box::new(NationArrow::new(NationGenerator::new(scale_factor, part, count))),
-        "orders" => Box::new(OrderArrow::new(OrderGenerator::new(scale_factor, part, count))),
-        "part" => Box::new(PartArrow::new(PartGenerator::new(scale_factor, part, count))),
-        "partsupp" => Box::new(PartSuppArrow::new(PartSuppGenerator::new(scale_factor, part, count))),
-        "region" => Box::new(RegionArrow::new(RegionGenerator::new(scale_factor, part, count))),
-        _ => Box::new(SupplierArrow::new(SupplierGenerator::new(scale_factor, part, count))),
-    }
+/// The rows of part `part` (from 1) of `parts` of TPC-H table `table` at `scale_factor`, as
+/// Arrow batches generated as they are read; `None` for a name that is not one of [`TABLES`].
+pub fn batches(table: &str, scale_factor: f64, part: i32, parts: i32) -> Option<Box<dyn RecordBatchReader + Send>> {
+    Some(match table {
+        "customer" => Box::new(CustomerArrow::new(CustomerGenerator::new(scale_factor, part, parts))),
+        "lineitem" => Box::new(LineItemArrow::new(LineItemGenerator::new(scale_factor, part, parts))),
+        "nation" => Box::new(NationArrow::new(NationGenerator::new(scale_factor, part, parts))),
+        "orders" => Box::new(OrderArrow::new(OrderGenerator::new(scale_factor, part, parts))),
+        "part" => Box::new(PartArrow::new(PartGenerator::new(scale_factor, part, parts))),
+        "partsupp" => Box::new(PartSuppArrow::new(PartSuppGenerator::new(scale_factor, part, parts))),
+        "region" => Box::new(RegionArrow::new(RegionGenerator::new(scale_factor, part, parts))),
+        "supplier" => Box::new(SupplierArrow::new(SupplierGenerator::new(scale_factor, part, parts))),
+        _ => return None,
+    })
 }
 
 fn write_part(
@@ -116,18 +143,16 @@ fn write_part(
     count: usize,
 ) -> Result<(&'static str, u64)> {
     let dir = out.join(table);
-    std::fs::create_dir_all(&dir).map_err(|source| EngineError::Io {
+    std::fs::create_dir_all(&dir).map_err(|source| DemoError::Io {
         action: "cannot create",
         path: dir.clone(),
         source,
     })?;
     let path = dir.join(format!("part-{part}.parquet"));
-    let file = File::create(&path).map_err(|source| EngineError::Io {
-        action: "cannot create",
-        path: path.clone(),
-        source,
-    })?;
-    let reader = reader(scale_factor, table, part as i32, count as i32);
+    let file =
+        File::create(&path).map_err(|source| DemoError::Io { action: "cannot create", path: path.clone(), source })?;
+    let reader = batches(table, scale_factor, part as i32, count as i32)
+        .ok_or_else(|| io_error(&path, &format!("`{table}` is not a TPC-H table")))?;
     let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
     let parquet_error = |e: parquet::errors::ParquetError| io_error(&path, &e.to_string());
     let mut writer = ArrowWriter::try_new(file, reader.schema(), Some(props)).map_err(parquet_error)?;
@@ -141,8 +166,8 @@ fn write_part(
     Ok((table, rows))
 }
 
-fn io_error(path: &Path, message: &str) -> EngineError {
-    EngineError::Io {
+fn io_error(path: &Path, message: &str) -> DemoError {
+    DemoError::Io {
         action: "cannot write TPC-H data to",
         path: path.to_owned(),
         source: std::io::Error::other(message.to_owned()),
@@ -154,17 +179,17 @@ fn io_error(path: &Path, message: &str) -> EngineError {
 pub fn prepare_demo(dir: &Path, scale_factor: f64) -> Result<PathBuf> {
     let write = |path: PathBuf, text: &str| {
         if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
-            std::fs::write(&path, text).map_err(|source| EngineError::Io { action: "cannot write", path, source })?;
+            std::fs::write(&path, text).map_err(|source| DemoError::Io { action: "cannot write", path, source })?;
         }
-        Ok::<_, EngineError>(())
+        Ok::<_, DemoError>(())
     };
     let views = dir.join("views");
-    std::fs::create_dir_all(&views).map_err(|source| EngineError::Io {
+    std::fs::create_dir_all(&views).map_err(|source| DemoError::Io {
         action: "cannot create",
         path: views.clone(),
         source,
     })?;
-    write(dir.join(crate::SPEC_FILE), DEMO_SPEC)?;
+    write(dir.join(SPEC_FILE), DEMO_SPEC)?;
     for (name, sql) in DEMO_VIEWS {
         write(views.join(format!("{name}.sql")), sql)?;
     }
@@ -173,7 +198,7 @@ pub fn prepare_demo(dir: &Path, scale_factor: f64) -> Result<PathBuf> {
     let wanted = format!("scale_factor = {scale_factor}\n");
     if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
         if data.exists() {
-            std::fs::remove_dir_all(&data).map_err(|source| EngineError::Io {
+            std::fs::remove_dir_all(&data).map_err(|source| DemoError::Io {
                 action: "cannot clear",
                 path: data.clone(),
                 source,
