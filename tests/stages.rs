@@ -96,3 +96,60 @@ async fn a_corrupt_store_is_an_environment_failure() {
     let error = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.err().unwrap();
     assert!(error.is_internal(), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diff_names_a_changed_setting_and_a_changed_source_column() {
+    let demo = Demo::new();
+    demo.run(RunOptions::default()).await.unwrap();
+    // A column added to a source, and a setting changed in the profile.
+    let region = demo.path().join("data").join("region");
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_parquet(
+        "region",
+        region.to_string_lossy().as_ref(),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    let batches = ctx.sql("select *, 1 as r_extra from region").await.unwrap().collect().await.unwrap();
+    std::fs::remove_dir_all(&region).unwrap();
+    std::fs::create_dir_all(&region).unwrap();
+    let file = std::fs::File::create(region.join("part-0.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).unwrap();
+    for batch in &batches {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+    let file = demo.path().join(dfpipe_engine::SPEC_FILE);
+    let spec = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, spec.replace("batch_size = 8192", "batch_size = 4096")).unwrap();
+    demo.run(RunOptions::default()).await.unwrap();
+
+    let diff = Pipeline::load(demo.path()).unwrap().diff(None, None).unwrap();
+    let environment = diff.environment.expect("both runs stored their environment");
+    let batch = environment.settings.iter().find(|s| s.key == "datafusion.execution.batch_size").unwrap();
+    assert_eq!((batch.from.as_deref(), batch.to.as_deref()), (Some("8192"), Some("4096")));
+    let extra = environment.columns.iter().find(|c| c.column == "r_extra").unwrap();
+    assert_eq!((extra.relation.as_str(), extra.from.as_deref()), ("region", None));
+    assert!(extra.to.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_cannot_be_written_or_computed_is_refused_at_plan_time() {
+    let demo = Demo::new();
+    demo.append_spec("\n[views.waits]\nmaterialize = \"parquet\"\n");
+    demo.write_view("waits", "select o_orderkey, interval '1 month' as wait from stg_orders");
+    let error = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.err().unwrap();
+    let message = error.to_string();
+    assert_eq!(error.kind(), "spec", "{message}");
+    assert!(message.contains("[views.waits]") && message.contains("`wait`"), "{message}");
+    assert!(!error.is_internal());
+
+    // A cast that fails only once the optimizer folds it names the view and its file.
+    let demo = Demo::new();
+    demo.write_view("bad_cast", "select cast('x' as int) as n");
+    let error = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.err().unwrap();
+    let message = error.to_string();
+    assert_eq!(error.kind(), "view", "{message}");
+    assert!(message.contains("bad_cast.sql") && !message.contains("Optimizer rule"), "{message}");
+}

@@ -201,6 +201,8 @@ enum ExplainFormat {
     Sql,
     /// The whole plan bundle, as JSON.
     Bundle,
+    /// The report of the view's last write: files, rows, bytes, options and knobs, as JSON.
+    Write,
 }
 
 fn default_workers() -> usize {
@@ -331,6 +333,15 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                     None => "-- not captured".to_owned(),
                 },
                 ExplainFormat::Bundle => serde_json::to_string_pretty(bundle).unwrap_or_default(),
+                ExplainFormat::Write => match planned.last_write(&view)? {
+                    Some((run_id, report)) => format!(
+                        "-- the last write of `{view}`, in run {run_id}\n{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    ),
+                    None => format!(
+                        "view `{view}` has no recorded write; run `dfpipe run` first (lazy views are never written)"
+                    ),
+                },
             };
             output::say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)

@@ -168,6 +168,13 @@ pub(crate) fn verbose(bundle: &PlanBundle) -> String {
     for delta in &bundle.verbose {
         let _ = write!(text, "\n-- after {}\n{}\n", delta.rule, delta.plan.trim_end());
     }
+    let _ = write!(text, "\n-- initial physical plan\n");
+    if bundle.physical_verbose.is_empty() {
+        let _ = writeln!(text, "{}", bundle.physical.trim_end());
+    }
+    for delta in &bundle.physical_verbose {
+        let _ = write!(text, "\n-- after physical rule {}\n{}\n", delta.rule, delta.plan.trim_end());
+    }
     text
 }
 
@@ -220,8 +227,28 @@ pub(crate) fn diff(diff: &Diff, as_json: bool) {
         for s in &v.settings {
             say!("  setting {}: {} -> {}", s.key, s.from.as_deref().unwrap_or("-"), s.to.as_deref().unwrap_or("-"));
         }
+        for s in &v.write_options {
+            let (from, to) = (s.from.as_deref().unwrap_or("-"), s.to.as_deref().unwrap_or("-"));
+            say!("  writer option {}: {from} -> {to}", s.key);
+        }
         for line in v.plan_diff.lines() {
             say!("  {line}");
+        }
+    }
+    if let Some(environment) = diff.environment.as_ref().filter(|e| !e.is_empty()) {
+        say!("\nenvironment (information_schema) changed: {}", environment.tables.join(", "));
+        for s in &environment.settings {
+            say!("  setting {}: {} -> {}", s.key, s.from.as_deref().unwrap_or("-"), s.to.as_deref().unwrap_or("-"));
+        }
+        for c in &environment.columns {
+            let (from, to) = (c.from.as_deref().unwrap_or("-"), c.to.as_deref().unwrap_or("-"));
+            say!("  column {}.{}: {from} -> {to}", c.relation, c.column);
+        }
+        for f in &environment.functions_added {
+            say!("  + function {f}");
+        }
+        for f in &environment.functions_removed {
+            say!("  - function {f}");
         }
     }
     say!("\n{unchanged} view(s) unchanged");

@@ -173,9 +173,17 @@ fn explain_and_diff_through_the_binary() {
     let verbose = String::from_utf8(dfpipe(&["explain", path, "--view", "q06", "--format", "verbose"]).stdout).unwrap();
     assert!(verbose.contains("-- after "), "{verbose}");
 
+    let write = String::from_utf8(dfpipe(&["explain", path, "--view", "q06", "--format", "write"]).stdout).unwrap();
+    assert!(write.contains("has no recorded write"), "{write}");
     assert_eq!(dfpipe(&["run", path]).status.code(), Some(0));
     let analyze = String::from_utf8(dfpipe(&["explain", path, "--view", "q06", "--format", "analyze"]).stdout).unwrap();
     assert!(analyze.contains("output_rows=1"), "{analyze}");
+    // The last write report: where it went, what it wrote, with every option and knob.
+    let write = String::from_utf8(dfpipe(&["explain", path, "--view", "q06", "--format", "write"]).stdout).unwrap();
+    assert!(write.starts_with("-- the last write of `q06`, in run "), "{write}");
+    let report: serde_json::Value = serde_json::from_str(write.split_once('\n').unwrap().1).unwrap();
+    assert_eq!(report["rows"], 1);
+    assert_eq!(report["options"]["format.compression"], "zstd(3)");
 
     let q06 = dir.path().join("views").join("q06.sql");
     let sql = std::fs::read_to_string(&q06).unwrap();

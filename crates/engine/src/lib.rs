@@ -34,6 +34,7 @@ pub use dfpipe_contract::{CheckReport, ConstraintKind};
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
 pub use dfpipe_scheduler::{CancelToken, CostSource};
 pub use dfpipe_views::{BoundParams, ParamSpec, ViewTemplate};
+pub use dfpipe_writer::WriteReport;
 
 use std::path::PathBuf;
 

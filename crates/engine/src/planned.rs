@@ -8,7 +8,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use dfpipe_artifacts::{Environment, Fingerprint, PlanBundle, Store, ViewRecord};
 use dfpipe_scheduler::{Cost, Schedule, TaskGraph};
-use dfpipe_writer::WriteSpec;
+use dfpipe_writer::{WriteReport, WriteSpec};
 
 use crate::Result;
 use crate::decide::Decision;
@@ -156,6 +156,14 @@ impl Planned {
     pub fn executed_bundle(&self, view: &str) -> Result<Option<PlanBundle>> {
         let Some(planned) = self.views.iter().find(|v| v.name == view) else { return Ok(None) };
         Ok(self.store.bundle(&planned.fingerprint)?.filter(|b| !b.metrics.is_empty()))
+    }
+
+    /// The report of the last write of `view`'s output, with the id of the run that wrote
+    /// it: the files, rows and bytes, and every format option and knob used. `None` if no
+    /// recorded run wrote it.
+    pub fn last_write(&self, view: &str) -> Result<Option<(String, WriteReport)>> {
+        let Some((run_id, record)) = self.store.last_write(view)? else { return Ok(None) };
+        Ok(record.report::<WriteReport>()?.map(|report| (run_id, report)))
     }
 
     pub(crate) fn schedule_report(&self, schedule: &Schedule) -> ScheduleReport {
