@@ -1,6 +1,7 @@
 //! Tidy checks: the crate layering of PRODUCT.md, `//!` headers, no should_panic attributes, and no
 //! SQL built with `format!` in library code.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,8 +28,72 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
     anyhow::ensure!(output.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
     let metadata: Value = serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
     let mut problems = layering(&metadata);
+    let architecture = root.join("ARCHITECTURE.md");
+    let text = std::fs::read_to_string(&architecture).with_context(|| format!("reading {}", architecture.display()))?;
+    problems.extend(diagram(&metadata, &text));
     problems.extend(sources(root)?);
     Ok(problems)
+}
+
+/// The crates of ours each library crate depends on (normal and build dependencies), from
+/// `cargo metadata`.
+fn edges(metadata: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let empty = Vec::new();
+    (metadata["packages"].as_array().unwrap_or(&empty).iter())
+        .filter_map(|package| {
+            let name = package["name"].as_str()?;
+            (!TOOLING.contains(&name)).then_some(package)
+        })
+        .map(|package| {
+            let deps = (package["dependencies"].as_array().unwrap_or(&empty).iter())
+                .filter(|dep| dep["kind"].as_str() != Some("dev"))
+                .filter_map(|dep| dep["name"].as_str())
+                .filter(|name| *name == "dfpipe" || name.starts_with("dfpipe-"))
+                .map(str::to_owned)
+                .collect();
+            (package["name"].as_str().unwrap_or_default().to_owned(), deps)
+        })
+        .collect()
+}
+
+/// Checks the edge list of ARCHITECTURE.md's first `text` block (`crate -> a, b` or
+/// `crate -> nothing of ours`, a note after `;`) against `cargo metadata`.
+pub(crate) fn diagram(metadata: &Value, architecture: &str) -> Vec<String> {
+    let block = architecture.split("```text\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap_or_default();
+    let mut drawn: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in block.lines() {
+        let Some((name, deps)) = line.split_once("->") else { continue };
+        let name = name.split_whitespace().next().unwrap_or_default().to_owned();
+        let deps = deps.split(';').next().unwrap_or_default();
+        let deps = deps.split(',').map(str::trim).filter(|d| d.starts_with("dfpipe")).map(str::to_owned).collect();
+        drawn.insert(name, deps);
+    }
+    let mut problems = Vec::new();
+    for (name, actual) in edges(metadata) {
+        let list = |deps: &BTreeSet<String>| {
+            if deps.is_empty() {
+                "nothing of ours".to_owned()
+            } else {
+                deps.iter().cloned().collect::<Vec<_>>().join(", ")
+            }
+        };
+        match drawn.remove(&name) {
+            None => problems.push(format!(
+                "ARCHITECTURE.md's crate edges have no line for `{name}`; add `{name} -> {}`",
+                list(&actual)
+            )),
+            Some(said) if said != actual => problems.push(format!(
+                "ARCHITECTURE.md says `{name} -> {}`, but cargo metadata says `{name} -> {}`; update the crate edges",
+                list(&said),
+                list(&actual)
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in drawn.keys() {
+        problems.push(format!("ARCHITECTURE.md's crate edges name `{name}`, which is not a crate of the workspace"));
+    }
+    problems
 }
 
 /// The dfpipe crates each crate may depend on (normal and build dependencies).
@@ -267,6 +332,22 @@ mod tests {
         // The line is reported.
         let file = "//! A module.\n\nfn f() -> String {\n    format!(\"SELECT a FROM {t}\")\n}\n";
         assert_eq!(sql_in_format(file), [(4, "SELECT a FROM {t}".to_owned())]);
+    }
+
+    #[test]
+    fn the_architecture_diagram_is_checked_against_the_metadata() {
+        let metadata = workspace_metadata();
+        let text = std::fs::read_to_string(crate::project_root().join("ARCHITECTURE.md")).unwrap();
+        assert!(diagram(&metadata, &text).is_empty());
+        // An edge drawn that does not exist, an edge missing, and a crate not drawn.
+        let wrong = text.replace("dfpipe-contract   -> nothing of ours", "dfpipe-contract   -> dfpipe-plan-walk");
+        let problems = diagram(&metadata, &wrong);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("`dfpipe-contract -> nothing of ours`"), "{problems:?}");
+        let missing = text.replace("dfpipe-views      -> dfpipe-plan-walk", "dfpipe-views      -> nothing of ours");
+        assert_eq!(diagram(&metadata, &missing).len(), 1);
+        let undrawn = text.replace("dfpipe-demo       -> nothing of ours; tpchgen-arrow and parquet\n", "");
+        assert!(diagram(&metadata, &undrawn)[0].contains("no line for `dfpipe-demo`"));
     }
 
     #[test]
