@@ -153,3 +153,18 @@ async fn what_cannot_be_written_or_computed_is_refused_at_plan_time() {
     assert_eq!(error.kind(), "view", "{message}");
     assert!(message.contains("bad_cast.sql") && !message.contains("Optimizer rule"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn substrait_fallback_may_be_set_per_view() {
+    let demo = Demo::new();
+    demo.write_view("numbers", "select unnest([1, 2, 3]) as n");
+    let error = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.err().unwrap();
+    let message = error.to_string();
+    assert!(message.contains("Unnest") && message.contains("[views.numbers]"), "{message}");
+    assert!(message.len() < 400 && !message.contains('{'), "{message}");
+    demo.append_spec("\n[views.numbers]\nsubstrait = \"fallback\"\n");
+    let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
+    assert!(planned.bundle("numbers").unwrap().substrait_fallback.is_some());
+    // The other views keep their Substrait plans.
+    assert!(planned.bundle("q01").unwrap().substrait_fallback.is_none());
+}

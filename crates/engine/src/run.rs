@@ -9,13 +9,14 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
+use dfpipe_artifacts::ViewStatus;
 use dfpipe_scheduler::{CancelToken, ExecuteOptions};
 use dfpipe_writer::{WriteReport, WriteSpec, clean_staging, write};
 
+use crate::Result;
 use crate::planned::Planned;
 use crate::report::RunReport;
 use crate::show::physical_plan;
-use crate::{EngineError, Result};
 
 /// Progress of a run, for a display to follow. The engine never prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +35,8 @@ pub enum Event {
     ViewFinished {
         /// The view.
         view: String,
-        /// `succeeded`, `failed`, or `skipped` when the run was cancelled while it ran.
-        status: String,
+        /// `Succeeded`, `Failed`, or `Skipped` when the run was cancelled while it ran.
+        status: ViewStatus,
     },
 }
 
@@ -99,11 +100,11 @@ impl Planned {
                         Err(join) => Err(Halt::Failed(format!("the task running the view panicked: {join}"))),
                     };
                     let status = match &result {
-                        Ok(_) => "succeeded",
-                        Err(Halt::Cancelled) => "skipped",
-                        Err(Halt::Failed(_)) => "failed",
+                        Ok(_) => ViewStatus::Succeeded,
+                        Err(Halt::Cancelled) => ViewStatus::Skipped,
+                        Err(Halt::Failed(_)) => ViewStatus::Failed,
                     };
-                    progress(Event::ViewFinished { view: name, status: status.to_owned() });
+                    progress(Event::ViewFinished { view: name, status });
                     result.map(Some)
                 }
             })
@@ -185,11 +186,5 @@ async fn check_staged(
         Ok(())
     } else {
         Err(format!("contract on `{view}` violated, output not committed: {}", violated.join("; ")))
-    }
-}
-
-impl From<EngineError> for Halt {
-    fn from(error: EngineError) -> Self {
-        Self::Failed(error.to_string())
     }
 }

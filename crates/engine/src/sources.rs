@@ -19,7 +19,7 @@ use crate::{EngineError, Result};
 impl Pipeline {
     /// A session with the profile applied, the object stores registered, and every source
     /// and its contract registered. Returns the source fingerprints by name.
-    pub async fn session(&self) -> Result<(SessionContext, BTreeMap<String, Fingerprint>)> {
+    pub(crate) async fn session(&self) -> Result<(SessionContext, BTreeMap<String, Fingerprint>)> {
         let ctx = self.spec().profile.session(&self.spec_file())?;
         for (url, store) in self.object_stores() {
             ctx.register_object_store(url, Arc::clone(store));
