@@ -168,9 +168,8 @@ pub(crate) fn verbose(bundle: &PlanBundle) -> String {
     for delta in &bundle.verbose {
         let _ = write!(text, "\n-- after {}\n{}\n", delta.rule, delta.plan.trim_end());
     }
-    let _ = write!(text, "\n-- initial physical plan\n");
     if bundle.physical_verbose.is_empty() {
-        let _ = writeln!(text, "{}", bundle.physical.trim_end());
+        let _ = write!(text, "\n-- physical plan\n{}\n", bundle.physical.trim_end());
     }
     for delta in &bundle.physical_verbose {
         let _ = write!(text, "\n-- after physical rule {}\n{}\n", delta.rule, delta.plan.trim_end());

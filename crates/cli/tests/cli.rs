@@ -172,6 +172,7 @@ fn explain_and_diff_through_the_binary() {
     assert!(before.contains("has not run"), "{before}");
     let verbose = String::from_utf8(dfpipe(&["explain", path, "--view", "q06", "--format", "verbose"]).stdout).unwrap();
     assert!(verbose.contains("-- after "), "{verbose}");
+    assert!(verbose.contains("-- after physical rule EnsureRequirements"), "{verbose}");
 
     let write = String::from_utf8(dfpipe(&["explain", path, "--view", "q06", "--format", "write"]).stdout).unwrap();
     assert!(write.contains("has no recorded write"), "{write}");

@@ -69,8 +69,8 @@ pub(crate) fn measured(last: &ViewRecord) -> Option<Metrics> {
 }
 
 /// The cost of each view through the scheduler's cost model, from the best evidence for
-/// each: measured by the last run, else `estimated_rows` (from the plan's statistics), else
-/// the default.
+/// each: the metrics of the plan the last run executed, calibrated against the wall times
+/// that run measured, else `estimated_rows` (from the plan's statistics), else the default.
 pub(crate) fn costs(last: &[Option<&ViewRecord>], estimated_rows: &[Option<u64>]) -> Vec<Cost> {
     let evidence: Vec<TaskEvidence> = last
         .iter()
@@ -81,7 +81,12 @@ pub(crate) fn costs(last: &[Option<&ViewRecord>], estimated_rows: &[Option<u64>]
             (None, None) => TaskEvidence::Unknown,
         })
         .collect();
-    CostModel::default().costs(&evidence)
+    let model = CostModel::default();
+    let mut costs = model.costs(&evidence);
+    // The wall time each view took last is what its cost must predict.
+    let wall: Vec<Option<u64>> = last.iter().map(|l| l.and_then(|l| l.cost_ms)).collect();
+    model.calibrate(&mut costs, &wall);
+    costs
 }
 
 /// The record of `view` in `run`.
@@ -132,24 +137,31 @@ mod tests {
         assert!(!decide(&lazy, true).will_run);
     }
 
-    #[test]
-    fn costs_come_from_the_executed_plan_then_wall_time_then_estimates() {
-        let metrics = ViewRecord {
+    fn record(compute_ms: u64, partitions: u64, wall_ms: u64) -> ViewRecord {
+        ViewRecord {
             rows: Some(1000),
-            cost_ms: Some(900),
+            cost_ms: Some(wall_ms),
             metrics: BTreeMap::from([
-                ("elapsed_compute_us".to_owned(), 400_000),
-                ("partitions".to_owned(), 2),
+                ("elapsed_compute_us".to_owned(), compute_ms * 1000),
+                ("partitions".to_owned(), partitions),
                 ("bytes".to_owned(), 0),
             ]),
             ..ViewRecord::default()
-        };
-        let wall = ViewRecord { cost_ms: Some(900), ..ViewRecord::default() };
-        let out = costs(&[Some(&metrics), Some(&wall), None, None], &[None, None, Some(5000), None]);
-        // 400 ms of compute over 2 partitions.
-        assert_eq!((out[0].value, out[0].source), (200, CostSource::Measured));
-        assert_eq!((out[1].value, out[1].source), (900, CostSource::Measured));
+        }
+    }
+
+    #[test]
+    fn costs_come_from_the_executed_plan_in_wall_time_units_then_estimates() {
+        // 400 ms of compute over 2 partitions against 100 ms over 1: a shape of 2 to 1, in the
+        // units of the 1200 ms of wall time the two took together.
+        let (heavy, light) = (record(400, 2, 900), record(100, 1, 300));
+        let out = costs(&[Some(&heavy), Some(&light), None, None], &[None, None, Some(5000), None]);
+        assert_eq!((out[0].value, out[0].source), (800, CostSource::Measured));
+        assert_eq!((out[1].value, out[1].source), (400, CostSource::Measured));
         assert_eq!(out[2].source, CostSource::Estimated);
         assert_eq!(out[3].source, CostSource::Default);
+        // A record from before metrics were kept costs its wall time.
+        let wall = ViewRecord { cost_ms: Some(900), ..ViewRecord::default() };
+        assert_eq!(costs(&[Some(&wall)], &[None])[0].value, 900);
     }
 }
