@@ -168,3 +168,17 @@ async fn substrait_fallback_may_be_set_per_view() {
     // The other views keep their Substrait plans.
     assert!(planned.bundle("q01").unwrap().substrait_fallback.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sort_keys_are_read_as_sql_names() {
+    let demo = Demo::new();
+    demo.append_spec("\n[views.big_orders]\nmaterialize = \"parquet\"\nsort_by = [\"O_TotalPrice desc\"]\n");
+    demo.write_view("big_orders", "select o_orderkey, o_totalprice from stg_orders where o_totalprice > 100000");
+    let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
+    assert!(planned.bundle("big_orders").unwrap().optimized.contains("Sort: stg_orders.o_totalprice DESC"));
+    let file = demo.path().join(dfpipe_engine::SPEC_FILE);
+    let spec = std::fs::read_to_string(&file).unwrap().replace("O_TotalPrice desc", "o_totalprice + 1");
+    std::fs::write(&file, spec).unwrap();
+    let error = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.err().unwrap();
+    assert!(error.to_string().contains("[views.big_orders] sort_by"), "{error}");
+}

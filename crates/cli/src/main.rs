@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dfpipe_demo::DemoError;
-use dfpipe_engine::{CancelToken, EngineError, Event, Pipeline, RunOptions};
+use dfpipe_engine::{CancelToken, EngineError, Event, Pipeline, RunOptions, RunStatus};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// dfpipe runs pipelines of SQL views on Apache DataFusion, plan first: every view is planned,
@@ -269,7 +269,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                 bar.finish_and_clear();
             }
             output::run(&report, json);
-            Ok(if report.status == "succeeded" { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Plan { pipeline, workers, json } => {
             let params = pipeline.params.clone();

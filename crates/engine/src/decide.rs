@@ -54,7 +54,7 @@ pub(crate) fn measured(last: &ViewRecord) -> Option<Metrics> {
     if let Some(compute_us) = metric(ELAPSED_COMPUTE_US) {
         return Some(Metrics {
             elapsed_compute: std::time::Duration::from_micros(compute_us),
-            output_rows: last.rows.unwrap_or_default(),
+            output_rows: metric(ROWS).or(last.rows).unwrap_or_default(),
             output_bytes: metric(BYTES).unwrap_or_default(),
             partitions: metric(PARTITIONS).unwrap_or(1),
             repartitions: metric(REPARTITIONS).unwrap_or_default(),
@@ -102,6 +102,7 @@ pub(crate) fn is_selected(selected: Option<&BTreeSet<String>>, view: &str) -> bo
 /// Names of the per-view metrics a run records for the cost model.
 pub(crate) const ELAPSED_COMPUTE_US: &str = "elapsed_compute_us";
 pub(crate) const BYTES: &str = "bytes";
+pub(crate) const ROWS: &str = "rows";
 pub(crate) const PARTITIONS: &str = "partitions";
 pub(crate) const REPARTITIONS: &str = "repartitions";
 

@@ -31,7 +31,7 @@ impl Pipeline {
 
 fn too_few(ids: &[String]) -> EngineError {
     EngineError::Usage {
-        flag: "diff".to_owned(),
+        flag: "dfpipe diff".to_owned(),
         message: format!(
             "{} run(s) recorded; a diff needs two. Run the pipeline (`dfpipe run`), change it, and run it again",
             ids.len()

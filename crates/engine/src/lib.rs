@@ -141,7 +141,8 @@ impl EngineError {
             | Self::Internal(_)
             | Self::Schedule(_)
             | Self::Artifact(ArtifactError::Corrupt { .. } | ArtifactError::Io { .. })
-            | Self::Write(WriteError::Io { .. }) => true,
+            | Self::Artifact(ArtifactError::WriteReport { .. })
+            | Self::Write(WriteError::Io { .. } | WriteError::ObjectStore { .. } | WriteError::Report { .. }) => true,
             Self::DataFusion(source)
             | Self::Contract(dfpipe_contract::ContractError::DataFusion { source, .. })
             | Self::Write(WriteError::DataFusion { source, .. }) => is_internal_datafusion(source),

@@ -104,7 +104,8 @@ impl Outputs {
     }
 }
 
-/// A view's `sort_by`, parsed by the writer's one parser and checked against `schema`.
+/// A view's `sort_by`, parsed by the writer's one parser and checked against `schema`. Names
+/// are read as in SQL: unquoted ones in lower case, `"Quoted"` ones as written.
 pub(crate) fn sort_keys(view: &str, spec: &ViewSpec, schema: &Schema, spec_file: &Path) -> Result<Vec<SortColumn>> {
     let invalid = |message: String| EngineError::Spec {
         file: spec_file.to_owned(),
@@ -113,7 +114,11 @@ pub(crate) fn sort_keys(view: &str, spec: &ViewSpec, schema: &Schema, spec_file:
     spec.sort_by
         .iter()
         .map(|text| {
-            let key = SortColumn::parse(text).map_err(&invalid)?;
+            let mut key = SortColumn::parse(text).map_err(&invalid)?;
+            key.column = match key.column.strip_prefix('"').and_then(|c| c.strip_suffix('"')) {
+                Some(quoted) => quoted.to_owned(),
+                None => key.column.to_lowercase(),
+            };
             if schema.index_of(&key.column).is_err() {
                 let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                 return Err(invalid(format!(

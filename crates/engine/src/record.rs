@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use datafusion::physical_plan::ExecutionPlan;
-use dfpipe_artifacts::{OperatorMetrics, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord};
+use dfpipe_artifacts::{AnalyzeLevel, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord, collect_metrics};
 use dfpipe_scheduler::TaskOutcome;
 
 use crate::Result;
-use crate::decide::{BYTES, ELAPSED_COMPUTE_US, PARTITIONS, REPARTITIONS};
+use crate::decide::{BYTES, ELAPSED_COMPUTE_US, PARTITIONS, REPARTITIONS, ROWS};
 use crate::planned::{Planned, PlannedView};
 use crate::report::{RunReport, ViewRunReport};
 use crate::run::{Executed, Halt};
@@ -37,10 +37,10 @@ impl Planned {
     /// report of the run, with the schedule as it ran.
     pub(crate) fn record(
         &self,
+        run_id: String,
         outcomes: Vec<TaskOutcome<Option<Executed>, Halt>>,
         wall: Duration,
     ) -> Result<RunReport> {
-        let run_id = run_id();
         let cancelled: BTreeSet<usize> = (outcomes.iter().enumerate())
             .filter(|(_, o)| matches!(o, TaskOutcome::Failed { error: Halt::Cancelled, .. }))
             .map(|(id, _)| id)
@@ -168,7 +168,8 @@ impl Planned {
         record.output_fingerprint = Some(view.fingerprint.clone());
         record.rows = Some(executed.write.rows);
         record.cost_ms = duration_ms;
-        record.metrics = cost_metrics(executed.physical.as_ref(), &bundle.metrics);
+        record.metrics = cost_metrics(executed.physical.as_ref());
+        record.metrics.insert(ROWS.to_owned(), executed.write.rows);
         record.metrics.insert(BYTES.to_owned(), executed.write.bytes);
         record.metrics.insert("files".to_owned(), executed.write.files.len() as u64);
         record.write = Some(write_record(&executed.write)?);
@@ -204,16 +205,11 @@ fn write_record(report: &WriteReport) -> Result<WriteRecord> {
     Ok(record.with_report(report)?)
 }
 
-/// What the cost model reads of an executed plan: compute summed over its operators, the
-/// widest parallelism it ran at, and its repartitions.
-fn cost_metrics(plan: &dyn ExecutionPlan, operators: &[OperatorMetrics]) -> BTreeMap<String, u64> {
-    let compute_ns: u64 = if operators.is_empty() {
-        let mut total = 0;
-        sum_compute(plan, &mut total);
-        total
-    } else {
-        operators.iter().filter_map(|m| m.elapsed_compute_ns).sum()
-    };
+/// What the cost model reads of an executed plan, whatever the profile's `analyze_level`:
+/// compute summed over its operators, the widest parallelism it ran at, its repartitions.
+fn cost_metrics(plan: &dyn ExecutionPlan) -> BTreeMap<String, u64> {
+    let operators = collect_metrics(plan, AnalyzeLevel::Summary);
+    let compute_ns: u64 = operators.iter().filter_map(|m| m.elapsed_compute_ns).sum();
     let partitions = operators.iter().map(|m| m.partitions as u64).max().unwrap_or(1).max(1);
     let repartitions = operators.iter().filter(|m| m.operator.starts_with("RepartitionExec")).count() as u64;
     BTreeMap::from([
@@ -223,18 +219,8 @@ fn cost_metrics(plan: &dyn ExecutionPlan, operators: &[OperatorMetrics]) -> BTre
     ])
 }
 
-/// The compute time of `plan` and its inputs, in nanoseconds.
-fn sum_compute(plan: &dyn ExecutionPlan, total: &mut u64) {
-    if let Some(compute) = plan.metrics().and_then(|m| m.elapsed_compute()) {
-        *total += compute as u64;
-    }
-    for child in plan.children() {
-        sum_compute(child.as_ref(), total);
-    }
-}
-
-/// A run id that sorts by time: nanoseconds since the Unix epoch, zero-padded.
-fn run_id() -> String {
+/// A run id that sorts by start time: nanoseconds since the Unix epoch, zero-padded.
+pub(crate) fn run_id() -> String {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     format!("{nanos:020}")

@@ -15,6 +15,7 @@ use dfpipe_writer::{WriteReport, WriteSpec, clean_staging, write};
 
 use crate::Result;
 use crate::planned::Planned;
+use crate::record::run_id;
 use crate::report::RunReport;
 use crate::show::physical_plan;
 
@@ -86,6 +87,7 @@ impl Planned {
             tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
         }
         progress(Event::Started { total: self.views.iter().filter(|v| v.decision.will_run).count() });
+        let run_id = run_id();
         let started = Instant::now();
         let report = self
             .graph
@@ -109,7 +111,7 @@ impl Planned {
                 }
             })
             .await?;
-        self.record(report.outcomes, started.elapsed())
+        self.record(run_id, report.outcomes, started.elapsed())
     }
 
     /// `--fail-fast`, `--dynamic` and the cancel token, for the scheduler's executor.

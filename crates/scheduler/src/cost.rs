@@ -161,7 +161,8 @@ impl CostModel {
     /// Scales the measured costs so that, together, they equal the wall times the same tasks
     /// took (`wall_ms[i]`, where known): the model keeps the shape its metrics give (which task
     /// is heavier than which), in the units of what a run really lasts. One factor for the
-    /// whole batch; costs of other sources are untouched.
+    /// whole batch, applied to the estimates too (they are priced in the measured costs'
+    /// units); default costs are untouched.
     pub fn calibrate(&self, costs: &mut [Cost], wall_ms: &[Option<u64>]) {
         let (model, wall) = (costs.iter().zip(wall_ms))
             .filter_map(|(cost, wall)| Some((cost.value, (*wall)?)).filter(|_| cost.source == CostSource::Measured))
@@ -170,7 +171,7 @@ impl CostModel {
             return;
         }
         let scale = wall as f64 / model as f64;
-        for cost in costs.iter_mut().filter(|c| c.source == CostSource::Measured) {
+        for cost in costs.iter_mut().filter(|c| c.source != CostSource::Default) {
             cost.value = ((cost.value as f64 * scale).round() as u64).max(1);
         }
     }
@@ -202,10 +203,11 @@ mod tests {
     fn calibration_keeps_the_shape_in_wall_time_units() {
         let model = CostModel::default();
         let measured = |value| Cost { value, source: CostSource::Measured };
-        let mut costs = vec![measured(100), measured(300), model.default_cost(), measured(50)];
-        // The first two ran for 800 ms in all; the last has no wall time but is scaled too.
-        model.calibrate(&mut costs, &[Some(200), Some(600), Some(5), None]);
-        assert_eq!(Cost::values(&costs), [200, 600, 1000, 100]);
+        let estimated = model.estimated(70, 1.0);
+        let mut costs = vec![measured(100), measured(300), model.default_cost(), measured(50), estimated];
+        // The first two ran for 800 ms in all; the last two have no wall time but are scaled too.
+        model.calibrate(&mut costs, &[Some(200), Some(600), Some(5), None, None]);
+        assert_eq!(Cost::values(&costs), [200, 600, 1000, 100, 140]);
         // Nothing measured with a wall time: nothing changes.
         let mut costs = vec![measured(100)];
         model.calibrate(&mut costs, &[None]);

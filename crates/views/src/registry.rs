@@ -215,7 +215,7 @@ impl ViewRegistry {
                     .references()
                     .iter()
                     .filter_map(|d| self.index.get(d).copied())
-                    .find(|&d| waiting[d] > 0)
+                    .find(|&d| d != id && waiting[d] > 0)
             };
             let mut path: Vec<usize> = Vec::new();
             let mut at = (0..n).find(|&id| waiting[id] > 0);

@@ -9,7 +9,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::{Result, WriteError};
 
@@ -125,7 +125,11 @@ impl Location {
     pub async fn exists(&self) -> Result<bool> {
         match self {
             Self::Local(path) => Ok(path.exists()),
-            Self::Store { .. } => Ok(!self.objects().await?.is_empty()),
+            Self::Store { store, prefix, .. } => match store.list(Some(prefix)).next().await {
+                None => Ok(false),
+                Some(Ok(_)) => Ok(true),
+                Some(Err(e)) => Err(self.store_error("cannot list", prefix, e)),
+            },
         }
     }
 
