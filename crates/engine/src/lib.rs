@@ -140,8 +140,9 @@ impl EngineError {
             | Self::Io { .. }
             | Self::Internal(_)
             | Self::Schedule(_)
-            | Self::Artifact(ArtifactError::Corrupt { .. } | ArtifactError::Io { .. })
-            | Self::Artifact(ArtifactError::WriteReport { .. })
+            | Self::Artifact(
+                ArtifactError::Corrupt { .. } | ArtifactError::Io { .. } | ArtifactError::WriteReport { .. },
+            )
             | Self::Write(WriteError::Io { .. } | WriteError::ObjectStore { .. } | WriteError::Report { .. }) => true,
             Self::DataFusion(source)
             | Self::Contract(dfpipe_contract::ContractError::DataFusion { source, .. })
