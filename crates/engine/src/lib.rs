@@ -29,7 +29,9 @@ pub use report::{LineageReport, PlanReport, RunReport, ScheduleReport, ViewLinea
 pub use run::Event;
 pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
 
-pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, RunStatus, ViewChange, ViewDiff, ViewStatus};
+pub use dfpipe_artifacts::{
+    Category, Diff, Environment, LockHolder, PlanBundle, RunLock, RunStatus, ViewChange, ViewDiff, ViewStatus,
+};
 pub use dfpipe_contract::{CheckReport, ConstraintKind};
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
 pub use dfpipe_scheduler::{CancelToken, CostSource};
@@ -104,6 +106,14 @@ pub enum EngineError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Another run of the pipeline holds its store's run lock.
+    #[error(
+        "another run of this pipeline is going on: {source}. Run again once it has ended, or wait for it with `--lock-timeout SECONDS`"
+    )]
+    Locked {
+        /// The store's refusal, naming the lock file and its holder.
+        source: dfpipe_artifacts::ArtifactError,
+    },
     /// A bug: something dfpipe assumes did not hold.
     #[error("internal error: {0}. This is a bug in dfpipe; please report it with the command that failed")]
     Internal(String),
@@ -124,6 +134,7 @@ impl EngineError {
             Self::Write(_) => "write",
             Self::DataFusion(_) => "datafusion",
             Self::Io { .. } => "io",
+            Self::Locked { .. } => "locked",
             Self::Internal(_) => "internal",
         }
     }

@@ -9,10 +9,12 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
+use dfpipe_artifacts::{RunLock, Store};
 use dfpipe_scheduler::{CancelToken, ExecuteOptions};
 use dfpipe_writer::{WriteReport, WriteSpec, clean_staging, write};
 
 use crate::planned::Planned;
+use crate::record::{Journal, run_id};
 use crate::report::RunReport;
 use crate::show::physical_plan;
 use crate::{EngineError, Result};
@@ -78,7 +80,16 @@ impl Planned {
     /// Executes the views that must run, at most `workers` at a time in critical-path order,
     /// commits their outputs, and records the bundles and the run in the store. A failed
     /// view skips its descendants; independent branches go on.
-    pub async fn run(self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
+    ///
+    /// The run holds the store's run lock from start to end: the lock taken when planning
+    /// ([`RunOptions::lock_timeout`](crate::RunOptions::lock_timeout)), or else taken here
+    /// without waiting, refusing a plan that another run has made stale. Each commit is
+    /// recorded as it happens, so a run killed midway has its committed views skip next time.
+    pub async fn run(mut self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
+        let _lock = match self.lock.take() {
+            Some(lock) => lock,
+            None => self.lock_unplanned().await?,
+        };
         self.outputs.create()?;
         let leftovers = clean_staging(&self.context().runtime_env(), &self.outputs.root()).await?;
         if leftovers > 0 {
@@ -86,18 +97,29 @@ impl Planned {
         }
         progress(Event::Started { total: self.views.iter().filter(|v| v.decision.will_run).count() });
         let started = Instant::now();
+        let journal = Journal {
+            run_id: run_id(),
+            // The whole environment, stored once per distinct content.
+            environment: Some(self.store.put_environment(self.environment())?),
+            committed: std::sync::Mutex::new(vec![None; self.views.len()]),
+        };
         let report = self
             .graph
             .execute_with(&self.costs(), self.execute_options(), |id, ()| {
                 let job = self.job(id);
                 let (progress, name) = (Arc::clone(&progress), self.views[id].name.clone());
+                let (this, journal) = (&self, &journal);
                 async move {
                     let Some(job) = job else { return Ok(None) };
                     progress(Event::ViewStarted { view: name.clone() });
+                    let began = Instant::now();
                     let result = match tokio::spawn(execute(job)).await {
                         Ok(result) => result,
                         Err(join) => Err(Halt::Failed(format!("the task running the view panicked: {join}"))),
                     };
+                    if let Ok(executed) = &result {
+                        this.journal_commit(journal, id, executed, began.elapsed());
+                    }
                     let status = match &result {
                         Ok(_) => "succeeded",
                         Err(Halt::Cancelled) => "skipped",
@@ -108,7 +130,23 @@ impl Planned {
                 }
             })
             .await?;
-        self.record(report.outcomes, started.elapsed())
+        self.record(report.outcomes, started.elapsed(), journal)
+    }
+
+    /// The run lock, for a plan made without it: taken without waiting, and refused when
+    /// another run recorded since the plan was made (what it decided may be stale).
+    async fn lock_unplanned(&self) -> Result<RunLock> {
+        let lock = lock_store(&self.store, std::time::Duration::ZERO).await?;
+        let latest = self.store.latest_run()?.map(|r| r.run_id);
+        if latest != self.planned_after {
+            return Err(EngineError::Usage {
+                flag: "Planned::run".to_owned(),
+                message: "another run of the pipeline recorded since this plan was made; plan again, \
+                          or plan with `RunOptions::lock_timeout` to hold the lock from planning on"
+                    .to_owned(),
+            });
+        }
+        Ok(lock)
     }
 
     /// `--fail-fast`, `--dynamic` and the cancel token, for the scheduler's executor.
@@ -191,5 +229,16 @@ async fn check_staged(
 impl From<EngineError> for Halt {
     fn from(error: EngineError) -> Self {
         Self::Failed(error.to_string())
+    }
+}
+
+/// Takes the run lock of `store`, waiting up to `wait` on a blocking thread.
+pub(crate) async fn lock_store(store: &Store, wait: std::time::Duration) -> Result<RunLock> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.lock_run(wait)).await {
+        Ok(Ok(lock)) => Ok(lock),
+        Ok(Err(source @ dfpipe_artifacts::ArtifactError::Locked { .. })) => Err(EngineError::Locked { source }),
+        Ok(Err(other)) => Err(other.into()),
+        Err(join) => Err(EngineError::Internal(format!("the task taking the run lock failed: {join}"))),
     }
 }
