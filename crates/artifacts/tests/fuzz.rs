@@ -192,7 +192,7 @@ fn fuzz_store_mutated_envelopes() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join(".dfpipe");
     let strategy = (0..seeds.len(), prop::collection::vec(mutation(), 1..6));
-    let outcome = TestRunner::new(config(3000)).run(&strategy, |(seed, mutations)| {
+    let outcome = TestRunner::new(config(600)).run(&strategy, |(seed, mutations)| {
         let (kind, bytes) = &seeds[seed];
         read_back(&store, *kind, &mutate(bytes.clone(), &mutations, &seeds))
     });
@@ -220,7 +220,7 @@ fn fuzz_store_random_bytes() {
         bytes
     };
     let strategy = (kinds, any::<bool>(), prop::collection::vec(any::<u8>(), 0..512));
-    let outcome = TestRunner::new(config(3000)).run(&strategy, |(kind, with_header, tail)| {
+    let outcome = TestRunner::new(config(600)).run(&strategy, |(kind, with_header, tail)| {
         let mut bytes = if with_header {
             header(match kind {
                 Kind::Run => "run",

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use datafusion::physical_plan::ExecutionPlan;
-use dfpipe_artifacts::{OperatorMetrics, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord};
+use dfpipe_artifacts::{OperatorMetrics, PlanBundle, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord};
 use dfpipe_scheduler::TaskOutcome;
 
 use crate::Result;
@@ -162,7 +162,10 @@ impl Planned {
     /// bundle (and metrics) of the run that last executed that plan.
     fn record_view(&self, view: &PlannedView, outcome: &Outcome) -> Result<ViewRecord> {
         if let (Some(executed), Some(duration)) = (&outcome.executed, outcome.duration) {
-            return self.record_executed(view, executed, duration);
+            let (record, bundle) =
+                self.record_executed(view, &executed.write, executed.physical.as_ref(), duration)?;
+            self.store.put_bundle(&view.fingerprint, &bundle)?;
+            return Ok(record);
         }
         if self.store.bundle(&view.fingerprint)?.is_none() {
             self.store.put_bundle(&view.fingerprint, &view.bundle)?;
@@ -170,31 +173,37 @@ impl Planned {
         Ok(carried(view, outcome.status, outcome.reason.clone(), outcome.duration))
     }
 
-    /// Stores the bundle of `view`, which ran and committed, with the physical plan that
-    /// executed and its metrics, and returns its record.
-    fn record_executed(&self, view: &PlannedView, executed: &Executed, duration: Duration) -> Result<ViewRecord> {
+    /// The record of `view`, which ran and committed, and its bundle with the physical plan
+    /// that executed and its metrics, to store.
+    pub(crate) fn record_executed(
+        &self,
+        view: &PlannedView,
+        write: &WriteReport,
+        physical: &dyn ExecutionPlan,
+        duration: Duration,
+    ) -> Result<(ViewRecord, PlanBundle)> {
         let mut record = carried(view, ViewStatus::Succeeded, None, Some(duration));
         let mut bundle = view.bundle.clone();
-        bundle.record_execution(executed.physical.as_ref(), self.spec.profile.analyze_level);
-        self.store.put_bundle(&view.fingerprint, &bundle)?;
+        bundle.record_execution(physical, self.spec.profile.analyze_level);
         record.output_fingerprint = Some(view.fingerprint.clone());
-        record.rows = Some(executed.write.rows);
+        record.rows = Some(write.rows);
         record.cost_ms = record.duration_ms;
-        record.metrics = cost_metrics(executed.physical.as_ref(), &bundle.metrics);
-        record.metrics.insert(BYTES.to_owned(), executed.write.bytes);
-        record.metrics.insert("files".to_owned(), executed.write.files.len() as u64);
-        record.write = Some(write_record(&executed.write)?);
-        Ok(record)
+        record.metrics = cost_metrics(physical, &bundle.metrics);
+        record.metrics.insert(BYTES.to_owned(), write.bytes);
+        record.metrics.insert("files".to_owned(), write.files.len() as u64);
+        record.write = Some(write_record(write)?);
+        Ok((record, bundle))
     }
 
-    /// Records that view `id` committed, while the run goes on: its bundle, and the run
-    /// record as it stands (the views still to commit keep what the last run said of their
-    /// outputs). A run killed after this commit leaves a record saying the output was built
-    /// from this fingerprint, so the next run does not execute the view again.
-    pub(crate) fn journal_commit(&self, journal: &Journal, id: usize, executed: &Executed, duration: Duration) {
+    /// Records that view `id` committed, while the run goes on: the run record as it stands
+    /// (the views still to commit keep what the last run said of their outputs), then the
+    /// view's bundle. A run killed after this leaves a record saying the output was built
+    /// from this fingerprint, so the next run does not execute the view again; killed between
+    /// the commit and this record, the next run executes it again.
+    pub(crate) fn journal_commit(&self, journal: &Journal, id: usize, prepared: Result<(ViewRecord, PlanBundle)>) {
         let view = &self.views[id];
         let mut committed = journal.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let written = self.record_executed(view, executed, duration).and_then(|record| {
+        let written = prepared.and_then(|(record, bundle)| {
             committed[id] = Some(record);
             let views = (self.views.iter().zip(committed.iter()))
                 .map(|(view, record)| match record {
@@ -211,7 +220,8 @@ impl Planned {
                 views,
                 environment: journal.environment.clone(),
             };
-            Ok(self.store.put_run(&run)?)
+            self.store.put_run(&run)?;
+            Ok(self.store.put_bundle(&view.fingerprint, &bundle)?)
         });
         if let Err(error) = written {
             // The run's end records it again; until then a crash re-runs the view.

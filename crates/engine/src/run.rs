@@ -113,13 +113,12 @@ impl Planned {
                     let Some(job) = job else { return Ok(None) };
                     progress(Event::ViewStarted { view: name.clone() });
                     let began = Instant::now();
-                    let result = match tokio::spawn(execute(job)).await {
-                        Ok(result) => result,
+                    let cancel = job.cancel.clone();
+                    let result = match tokio::spawn(stage(job)).await {
+                        Ok(Ok((staged, plan))) => this.commit(journal, id, staged, plan, began, &cancel).await,
+                        Ok(Err(halt)) => Err(halt),
                         Err(join) => Err(Halt::Failed(format!("the task running the view panicked: {join}"))),
                     };
-                    if let Ok(executed) = &result {
-                        this.journal_commit(journal, id, executed, began.elapsed());
-                    }
                     let status = match &result {
                         Ok(_) => "succeeded",
                         Err(Halt::Cancelled) => "skipped",
@@ -174,8 +173,34 @@ impl Planned {
     }
 }
 
-/// Writes one view into staging, checks its contract there, and commits.
-async fn execute(job: Job) -> Result<Executed, Halt> {
+impl Planned {
+    /// Commits the staged output of view `id` and records the commit at once. The record is
+    /// prepared before the commit, so that a kill between the two finds as little as
+    /// possible to do.
+    async fn commit(
+        &self,
+        journal: &Journal,
+        id: usize,
+        staged: dfpipe_writer::Staged,
+        plan: Arc<dyn ExecutionPlan>,
+        began: Instant,
+        cancel: &CancelToken,
+    ) -> Result<Executed, Halt> {
+        // The last point to stop: once the commit begins, it completes.
+        if cancel.is_cancelled() {
+            staged.discard().await.map_err(|e| e.to_string())?;
+            return Err(Halt::Cancelled);
+        }
+        let prepared = self.record_executed(&self.views[id], staged.report(), plan.as_ref(), began.elapsed());
+        let write = staged.commit().await.map_err(|e| e.to_string())?;
+        self.journal_commit(journal, id, prepared);
+        Ok(Executed { write, physical: plan })
+    }
+}
+
+/// Writes one view into staging and checks its contract there: what is left to do is the
+/// commit.
+async fn stage(job: Job) -> Result<(dfpipe_writer::Staged, Arc<dyn ExecutionPlan>), Halt> {
     let plan = match &job.replan {
         Some(optimized) => physical_plan(optimized, &job.state).await.map_err(|e| e.strip_backtrace())?,
         None => job.plan,
@@ -189,13 +214,7 @@ async fn execute(job: Job) -> Result<Executed, Halt> {
     if let Some(contract) = job.contract {
         check_staged(&job.ctx, contract, &staged).await?;
     }
-    // The last point to stop: once the commit begins, it completes.
-    if job.cancel.is_cancelled() {
-        staged.discard().await.map_err(|e| e.to_string())?;
-        return Err(Halt::Cancelled);
-    }
-    let write = staged.commit().await.map_err(|e| e.to_string())?;
-    Ok(Executed { write, physical: plan })
+    Ok((staged, plan))
 }
 
 /// Checks a view's contract on its staged output, before the commit. Violations fail the view.

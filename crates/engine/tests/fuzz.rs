@@ -153,17 +153,17 @@ fn fuzz(cases: u32, strategy: impl Strategy<Value = String>) {
 
 #[test]
 fn fuzz_spec_random_text() {
-    fuzz(6000, prop_oneof![any::<String>(), "[\\[\\]a-z_.=\"' 0-9\n{},#-]{0,200}"]);
+    fuzz(20000, prop_oneof![any::<String>(), "[\\[\\]a-z_.=\"' 0-9\n{},#-]{0,200}"]);
 }
 
 #[test]
 fn fuzz_spec_mutated_demo() {
-    fuzz(3000, prop::collection::vec(edit(), 1..8).prop_map(|edits| edited(&edits)));
+    fuzz(10000, prop::collection::vec(edit(), 1..8).prop_map(|edits| edited(&edits)));
 }
 
 #[test]
 fn fuzz_spec_built_from_keys() {
-    fuzz(6000, built());
+    fuzz(20000, built());
 }
 
 #[test]
