@@ -63,7 +63,9 @@ impl LockHolder {
     /// Whether the holder is a process of this host that is no longer running. `false` when
     /// that cannot be known (another host, or no `/proc`).
     pub fn is_dead(&self) -> bool {
-        self.host == host_name() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{}", self.pid)).exists()
+        self.host == host_name()
+            && Path::new("/proc/self").exists()
+            && !Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
 

@@ -82,11 +82,13 @@ fn seeds() -> Vec<(Kind, Vec<u8>)> {
     seeds.push((Kind::Run, std::fs::read(store.put_run(&run).unwrap()).unwrap()));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let ctx = SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_information_schema(true));
-    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false), Field::new("b", DataType::Utf8, true)]));
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false), Field::new("b", DataType::Utf8, true)]));
     ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![vec![]]).unwrap())).unwrap();
     let bundle = runtime.block_on(async {
         let plan = ctx.state().create_logical_plan("SELECT b, count(a) AS n FROM t WHERE a > 1 GROUP BY b").await?;
-        let options = CaptureOptions { substrait: SubstraitMode::Strict, validate_substrait: true, explain_verbose: true };
+        let options =
+            CaptureOptions { substrait: SubstraitMode::Strict, validate_substrait: true, explain_verbose: true };
         Ok::<_, Box<dyn std::error::Error>>(capture("v", &plan, &ctx.state(), options).await?.bundle)
     });
     let bundle = bundle.unwrap();

@@ -245,10 +245,11 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
     match command {
         Command::Run { pipeline, full, select, workers, fail_fast, dynamic, lock_timeout, json } => {
             let params = pipeline.params.clone();
-            let lock_timeout = std::time::Duration::try_from_secs_f64(lock_timeout).map_err(|e| EngineError::Usage {
-                flag: "--lock-timeout".to_owned(),
-                message: format!("`{lock_timeout}` is not a number of seconds: {e}"),
-            })?;
+            let lock_timeout =
+                std::time::Duration::try_from_secs_f64(lock_timeout).map_err(|e| EngineError::Usage {
+                    flag: "--lock-timeout".to_owned(),
+                    message: format!("`{lock_timeout}` is not a number of seconds: {e}"),
+                })?;
             let pipeline = load(&pipeline)?;
             let cancel = CancelToken::new();
             stop_on_ctrl_c(&cancel);

@@ -153,7 +153,7 @@ impl Pipeline {
         let registry = self.registry(&ctx, &options.params)?;
         let selectors = selectors(&registry, &options.select)?;
         let last_run = store.latest_run()?;
-        let planned_after = last_run.as_ref().map(|r| r.run_id.clone());
+        let last_run_id = last_run.as_ref().map(|r| r.run_id.clone());
         let environment = Environment::snapshot(&ctx).await?;
         // Plan each view once, in dependency order; capture; fingerprint.
         let logical = plan_views(&ctx, &registry, &self.spec, &outputs, &self.spec_file()).await?;
@@ -174,7 +174,7 @@ impl Pipeline {
         decide_all(&mut views, &graph, &selectors, &outputs, options.full).await?;
         let mut planned = Planned::new(self.spec.clone(), outputs, ctx, store, views, graph, options, environment);
         planned.lock = lock;
-        planned.planned_after = planned_after;
+        planned.last_run_id = last_run_id;
         Ok(planned)
     }
 

@@ -65,7 +65,7 @@ pub struct Planned {
     /// The store's run lock, when planning took it for the run.
     pub(crate) lock: Option<RunLock>,
     /// The id of the last run recorded when planning began.
-    pub(crate) planned_after: Option<String>,
+    pub(crate) last_run_id: Option<String>,
 }
 
 impl Planned {
@@ -93,7 +93,7 @@ impl Planned {
             execution: options.clone(),
             environment,
             lock: None,
-            planned_after: None,
+            last_run_id: None,
         }
     }
 

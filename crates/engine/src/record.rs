@@ -162,8 +162,7 @@ impl Planned {
     /// bundle (and metrics) of the run that last executed that plan.
     fn record_view(&self, view: &PlannedView, outcome: &Outcome) -> Result<ViewRecord> {
         if let (Some(executed), Some(duration)) = (&outcome.executed, outcome.duration) {
-            let (record, bundle) =
-                self.record_executed(view, &executed.write, executed.physical.as_ref(), duration)?;
+            let (record, bundle) = self.record_executed(view, &executed.write, executed.physical.as_ref(), duration)?;
             self.store.put_bundle(&view.fingerprint, &bundle)?;
             return Ok(record);
         }

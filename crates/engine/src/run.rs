@@ -137,7 +137,7 @@ impl Planned {
     async fn lock_unplanned(&self) -> Result<RunLock> {
         let lock = lock_store(&self.store, std::time::Duration::ZERO).await?;
         let latest = self.store.latest_run()?.map(|r| r.run_id);
-        if latest != self.planned_after {
+        if latest != self.last_run_id {
             return Err(EngineError::Usage {
                 flag: "Planned::run".to_owned(),
                 message: "another run of the pipeline recorded since this plan was made; plan again, \
@@ -171,9 +171,7 @@ impl Planned {
             cancel: self.execution.cancel.clone(),
         })
     }
-}
 
-impl Planned {
     /// Commits the staged output of view `id` and records the commit at once. The record is
     /// prepared before the commit, so that a kill between the two finds as little as
     /// possible to do.

@@ -51,26 +51,137 @@ const SCHEMA: &[(&str, &str)] = &[
 
 /// Tokens of every kind the parser and planner meet, the refused statements' among them.
 const TOKENS: &[&str] = &[
-    "select", "from", "where", "group by", "order by", "having", "limit", "offset", "with", "recursive", "as", "on",
-    "join", "left join", "cross join", "union all", "intersect", "except", "distinct", "exists", "in", "not", "and",
-    "or", "is null", "between", "case", "when", "then", "else", "end", "over (", "partition by", "rows between",
-    "unbounded preceding", "current row", "cast(", "try_cast(", "interval '3' month", "date '1994-01-01'", "extract(",
-    "year from", "unnest(", "make_array(", "param_table($list)", "$1", "$p", "?", "(", ")", ",", ".", ";", "*", "+",
-    "-", "/", "%", "=", "<>", "<", ">=", "||", "@>", "<@", "->", "->>", "::", "[", "]", "{", "}", "'", "\"", "--",
-    "/*", "*/", "'x'", "''", "0", "1", "-1", "1.5", "1e308", "1e999", "99999999999999999999999999999999999999",
-    "null", "true", "sum(", "count(*)", "avg(", "min(", "max(", "substring(", "row_number()", "lag(", "first_value(",
-    "drop table", "create table", "insert into", "copy", "to", "set", "explain", "analyze", "values", "describe",
-    "lineitem", "orders", "customer", "nation", "stg_lineitem", "stg_orders", "information_schema.tables", "l_orderkey",
-    "l_quantity", "l_shipdate", "o_orderdate", "o_totalprice", "c_custkey", "n_name", "r_name", "t", "x",
+    "select",
+    "from",
+    "where",
+    "group by",
+    "order by",
+    "having",
+    "limit",
+    "offset",
+    "with",
+    "recursive",
+    "as",
+    "on",
+    "join",
+    "left join",
+    "cross join",
+    "union all",
+    "intersect",
+    "except",
+    "distinct",
+    "exists",
+    "in",
+    "not",
+    "and",
+    "or",
+    "is null",
+    "between",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "over (",
+    "partition by",
+    "rows between",
+    "unbounded preceding",
+    "current row",
+    "cast(",
+    "try_cast(",
+    "interval '3' month",
+    "date '1994-01-01'",
+    "extract(",
+    "year from",
+    "unnest(",
+    "make_array(",
+    "param_table($list)",
+    "$1",
+    "$p",
+    "?",
+    "(",
+    ")",
+    ",",
+    ".",
+    ";",
+    "*",
+    "+",
+    "-",
+    "/",
+    "%",
+    "=",
+    "<>",
+    "<",
+    ">=",
+    "||",
+    "@>",
+    "<@",
+    "->",
+    "->>",
+    "::",
+    "[",
+    "]",
+    "{",
+    "}",
+    "'",
+    "\"",
+    "--",
+    "/*",
+    "*/",
+    "'x'",
+    "''",
+    "0",
+    "1",
+    "-1",
+    "1.5",
+    "1e308",
+    "1e999",
+    "99999999999999999999999999999999999999",
+    "null",
+    "true",
+    "sum(",
+    "count(*)",
+    "avg(",
+    "min(",
+    "max(",
+    "substring(",
+    "row_number()",
+    "lag(",
+    "first_value(",
+    "drop table",
+    "create table",
+    "insert into",
+    "copy",
+    "to",
+    "set",
+    "explain",
+    "analyze",
+    "values",
+    "describe",
+    "lineitem",
+    "orders",
+    "customer",
+    "nation",
+    "stg_lineitem",
+    "stg_orders",
+    "information_schema.tables",
+    "l_orderkey",
+    "l_quantity",
+    "l_shipdate",
+    "o_orderdate",
+    "o_totalprice",
+    "c_custkey",
+    "n_name",
+    "r_name",
+    "t",
+    "x",
 ];
 
 /// The demo's view SQL.
 fn demo_sql() -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tpch/views");
-    let mut sql: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-        .collect();
+    let mut sql: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap()).collect();
     sql.sort();
     sql
 }
@@ -78,7 +189,15 @@ fn demo_sql() -> Vec<String> {
 /// `sql` cut into tokens: runs of word characters, runs of spaces, single other characters.
 fn tokens(sql: &str) -> Vec<String> {
     let mut tokens: Vec<String> = Vec::new();
-    let class = |c: char| if c.is_alphanumeric() || c == '_' { 0 } else if c.is_whitespace() { 1 } else { 2 };
+    let class = |c: char| {
+        if c.is_alphanumeric() || c == '_' {
+            0
+        } else if c.is_whitespace() {
+            1
+        } else {
+            2
+        }
+    };
     for c in sql.chars() {
         match tokens.last_mut() {
             Some(last) if class(c) < 2 && last.chars().last().map(class) == Some(class(c)) => last.push(c),
@@ -117,7 +236,7 @@ fn edited(sql: &str, edits: &[Edit]) -> String {
             Edit::Drop(i) if !tokens.is_empty() => drop(tokens.remove(i % n)),
             Edit::Duplicate(i) if !tokens.is_empty() => tokens.insert(i % n, tokens[i % n].clone()),
             Edit::Swap(a, b) if !tokens.is_empty() => tokens.swap(a % n, b % n),
-            Edit::Replace(i, t) if !tokens.is_empty() => tokens[i % n] = (*t).to_owned(),
+            Edit::Replace(i, t) if !tokens.is_empty() => (*t).clone_into(&mut tokens[i % n]),
             Edit::Insert(i, t) => tokens.insert(i % (tokens.len() + 1), format!(" {t} ")),
             _ => {}
         }
@@ -193,8 +312,8 @@ fn fuzz_sql_token_soups() {
 #[test]
 fn fuzz_sql_mutated_demo_queries() {
     let sql = demo_sql();
-    let strategy = (prop::sample::select(sql), prop::collection::vec(edit(), 1..5))
-        .prop_map(|(sql, edits)| edited(&sql, &edits));
+    let strategy =
+        (prop::sample::select(sql), prop::collection::vec(edit(), 1..5)).prop_map(|(sql, edits)| edited(&sql, &edits));
     let (inputs, planned) = Fuzzer::new().fuzz(4000, strategy);
     // Most mutations break the query; enough of them still plan to reach the planner.
     assert!(planned * 20 >= inputs, "{planned} of {inputs} planned");
