@@ -11,6 +11,11 @@ use dfpipe_engine::PipelineSpec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../views/tests/common/edits.rs"]
+mod edits;
+use edits::Edit;
+
 const DEMO: &str = include_str!("../../../examples/tpch/dfpipe.toml");
 
 /// Values of every TOML type, and strings the spec's own parsers read.
@@ -93,54 +98,46 @@ const LINES: &[&str] = &[
     "statistics_enabled = \"x\"",
 ];
 
-/// One edit of a spec's lines.
+/// One edit of a spec.
 #[derive(Debug, Clone)]
-enum Edit {
-    Drop(usize),
-    Duplicate(usize),
-    Swap(usize, usize),
-    /// Give a `key = value` line another value.
-    Revalue(usize, &'static str),
-    Insert(usize, &'static str),
+enum SpecEdit {
+    /// Lines dropped, duplicated, swapped, inserted, or replaced by a line with the same key
+    /// and another value.
+    Line(Edit<&'static str>),
     /// Cut the text at this fraction of its length.
     Truncate(f64),
     /// Put a character in, at this fraction of the text's length.
     Char(f64, char),
 }
 
-fn edit() -> impl Strategy<Value = Edit> {
+fn spec_edit() -> impl Strategy<Value = SpecEdit> {
     prop_oneof![
-        any::<usize>().prop_map(Edit::Drop),
-        any::<usize>().prop_map(Edit::Duplicate),
-        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Swap(a, b)),
-        (any::<usize>(), prop::sample::select(VALUES)).prop_map(|(i, v)| Edit::Revalue(i, v)),
-        (any::<usize>(), prop::sample::select(LINES)).prop_map(|(i, l)| Edit::Insert(i, l)),
-        (0.0..1.0f64).prop_map(Edit::Truncate),
+        edits::edit(LINES).prop_map(SpecEdit::Line),
+        (any::<usize>(), prop::sample::select(VALUES)).prop_map(|(i, v)| SpecEdit::Line(Edit::Replace(i, v))),
+        (0.0..1.0f64).prop_map(SpecEdit::Truncate),
         (0.0..1.0f64, prop::sample::select(&['"', '[', ']', '=', '\n', '.', '\'', '{', '#', '\u{feff}'][..]))
-            .prop_map(|(at, c)| Edit::Char(at, c)),
+            .prop_map(|(at, c)| SpecEdit::Char(at, c)),
     ]
 }
 
 /// The demo's spec with `edits` applied.
-fn edited(edits: &[Edit]) -> String {
+fn edited(edits: &[SpecEdit]) -> String {
     let mut lines: Vec<String> = DEMO.lines().map(str::to_owned).collect();
     let mut cut: Option<(f64, Option<char>)> = None;
     for edit in edits {
-        let n = lines.len().max(1);
         match edit {
-            Edit::Drop(i) if !lines.is_empty() => drop(lines.remove(i % n)),
-            Edit::Duplicate(i) if !lines.is_empty() => lines.insert(i % n, lines[i % n].clone()),
-            Edit::Swap(a, b) if !lines.is_empty() => lines.swap(a % n, b % n),
-            Edit::Revalue(i, value) if !lines.is_empty() => {
-                let line = &mut lines[i % n];
-                if let Some((key, _)) = line.split_once('=') {
-                    *line = format!("{key}= {value}");
-                }
-            }
-            Edit::Insert(i, line) => lines.insert(i % (lines.len() + 1), (*line).to_owned()),
-            Edit::Truncate(at) => cut = Some((*at, None)),
-            Edit::Char(at, c) => cut = Some((*at, Some(*c))),
-            _ => {}
+            // A replaced `key = value` line keeps its key; other lines are replaced whole.
+            SpecEdit::Line(edit) => edits::apply(
+                &mut lines,
+                edit,
+                |l| (*l).to_owned(),
+                |old, new| match (old.split_once('='), new.contains('=')) {
+                    (Some((key, _)), false) => format!("{key}= {new}"),
+                    _ => (*new).to_owned(),
+                },
+            ),
+            SpecEdit::Truncate(at) => cut = Some((*at, None)),
+            SpecEdit::Char(at, c) => cut = Some((*at, Some(*c))),
         }
     }
     let mut text = lines.join("\n");
@@ -220,7 +217,7 @@ fn fuzz_spec_random_text() {
 
 #[test]
 fn fuzz_spec_mutated_demo() {
-    fuzz(10000, prop::collection::vec(edit(), 1..8).prop_map(|edits| edited(&edits)));
+    fuzz(10000, prop::collection::vec(spec_edit(), 1..8).prop_map(|edits| edited(&edits)));
 }
 
 #[test]

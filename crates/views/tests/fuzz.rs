@@ -12,6 +12,11 @@ use dfpipe_views::SqlView;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "common/edits.rs"]
+mod edits;
+use edits::Edit;
+
 /// The TPC-H tables, each also under its demo staging view's name, empty.
 const SCHEMA: &[(&str, &str)] = &[
     ("region", "r_regionkey BIGINT, r_name VARCHAR, r_comment VARCHAR"),
@@ -207,39 +212,10 @@ fn tokens(sql: &str) -> Vec<String> {
     tokens
 }
 
-/// One edit of a query's tokens.
-#[derive(Debug, Clone)]
-enum Edit {
-    Drop(usize),
-    Duplicate(usize),
-    Swap(usize, usize),
-    Replace(usize, &'static str),
-    Insert(usize, &'static str),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    let token = || prop::sample::select(TOKENS);
-    prop_oneof![
-        any::<usize>().prop_map(Edit::Drop),
-        any::<usize>().prop_map(Edit::Duplicate),
-        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Swap(a, b)),
-        (any::<usize>(), token()).prop_map(|(i, t)| Edit::Replace(i, t)),
-        (any::<usize>(), token()).prop_map(|(i, t)| Edit::Insert(i, t)),
-    ]
-}
-
-fn edited(sql: &str, edits: &[Edit]) -> String {
+fn edited(sql: &str, edits: &[Edit<&'static str>]) -> String {
     let mut tokens = tokens(sql);
     for edit in edits {
-        let n = tokens.len().max(1);
-        match edit {
-            Edit::Drop(i) if !tokens.is_empty() => drop(tokens.remove(i % n)),
-            Edit::Duplicate(i) if !tokens.is_empty() => tokens.insert(i % n, tokens[i % n].clone()),
-            Edit::Swap(a, b) if !tokens.is_empty() => tokens.swap(a % n, b % n),
-            Edit::Replace(i, t) if !tokens.is_empty() => (*t).clone_into(&mut tokens[i % n]),
-            Edit::Insert(i, t) => tokens.insert(i % (tokens.len() + 1), format!(" {t} ")),
-            _ => {}
-        }
+        edits::apply(&mut tokens, edit, |t| format!(" {t} "), |_, t| (*t).to_owned());
     }
     tokens.concat()
 }
@@ -312,8 +288,8 @@ fn fuzz_sql_token_soups() {
 #[test]
 fn fuzz_sql_mutated_demo_queries() {
     let sql = demo_sql();
-    let strategy =
-        (prop::sample::select(sql), prop::collection::vec(edit(), 1..5)).prop_map(|(sql, edits)| edited(&sql, &edits));
+    let strategy = (prop::sample::select(sql), prop::collection::vec(edits::edit(TOKENS), 1..5))
+        .prop_map(|(sql, edits)| edited(&sql, &edits));
     let (inputs, planned) = Fuzzer::new().fuzz(4000, strategy);
     // Most mutations break the query; enough of them still plan to reach the planner.
     assert!(planned * 20 >= inputs, "{planned} of {inputs} planned");
