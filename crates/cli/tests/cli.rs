@@ -88,7 +88,9 @@ fn environment_failures_exit_3_and_say_so() {
 #[test]
 fn help_describes_every_flag() {
     let help = String::from_utf8(dfpipe(&["run", "--help"]).stdout).unwrap();
-    for flag in ["--full", "--select", "--workers", "--fail-fast", "--dynamic", "--json", "--scale-factor", "[DIR]"] {
+    let flags =
+        ["--full", "--select", "--workers", "--fail-fast", "--dynamic", "--lock-timeout", "--json", "--scale-factor"];
+    for flag in flags.into_iter().chain(["[DIR]"]) {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     let help = String::from_utf8(dfpipe(&["show", "--help"]).stdout).unwrap();

@@ -29,9 +29,7 @@ pub use report::{LineageReport, PlanReport, RunReport, ScheduleReport, ViewLinea
 pub use run::Event;
 pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
 
-pub use dfpipe_artifacts::{
-    Category, Diff, Environment, LockHolder, PlanBundle, RunLock, RunStatus, ViewChange, ViewDiff, ViewStatus,
-};
+pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, RunStatus, ViewChange, ViewDiff, ViewStatus};
 pub use dfpipe_contract::{CheckReport, ConstraintKind};
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
 pub use dfpipe_scheduler::{CancelToken, CostSource};

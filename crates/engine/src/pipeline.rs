@@ -141,13 +141,14 @@ impl Pipeline {
     /// what `run` would execute: the stages of PRODUCT.md's "How a run flows", up to the
     /// schedule.
     pub async fn plan(&self, options: &RunOptions) -> Result<Planned> {
-        // Register sources and contracts; the environment is what information_schema says
-        // before any view is registered.
+        // A run holds the store from before it reads it.
         let store = Store::open(self.dir.join(".dfpipe"))?;
         let lock = match options.lock_timeout {
             Some(wait) => Some(crate::run::lock_store(&store, wait).await?),
             None => None,
         };
+        // Register sources and contracts; the environment is what information_schema says
+        // before any view is registered.
         let (ctx, sources) = self.session().await?;
         let outputs = Outputs::new(&ctx, &self.output_dir, &self.spec_file())?;
         let registry = self.registry(&ctx, &options.params)?;
