@@ -3,6 +3,9 @@
 //! - `cargo xtask golden`: regenerate the insta snapshots under `golden/`.
 //! - `cargo xtask tidy`: check crate layering, module doc headers, and no should_panic attributes.
 //! - `cargo xtask ci`: what `.ci/run` runs: fmt, clippy, tidy and the tests.
+//! - `cargo xtask fuzz [--seconds N] [--cases N]`: the `fuzz_*` property tests (the
+//!   `dfpipe.toml` loader, the store's decoder, the view SQL entry) with N cases each
+//!   (`DFPIPE_FUZZ_CASES`, default 20000), round after round with new seeds, for N seconds.
 //! - `cargo xtask compare [SCALE_FACTOR]`: the TPC-H demo through dfpipe beside plain
 //!   DataFusion, in one process, in release mode (`benches/compare.rs`; default scale factor 1).
 
@@ -34,6 +37,7 @@ fn main() -> Result<()> {
             }
         }
         Some("ci") => ci(&root),
+        Some("fuzz") => fuzz(&root, &args[1..]),
         Some("compare") => {
             let scale_factor = args.get(1).map_or("1", String::as_str);
             cargo(
@@ -43,7 +47,7 @@ fn main() -> Result<()> {
             )
         }
         _ => {
-            eprintln!("usage: cargo xtask <golden|tidy|ci|compare [SCALE_FACTOR]>");
+            eprintln!("usage: cargo xtask <golden|tidy|ci|fuzz [--seconds N] [--cases N]|compare [SCALE_FACTOR]>");
             std::process::exit(2);
         }
     }
@@ -71,6 +75,28 @@ fn cargo(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
 fn golden(root: &Path) -> Result<()> {
     cargo(root, &["test", "--workspace", "--", "golden"], &[("INSTA_UPDATE", "always"), ("INSTA_FORCE_PASS", "1")])?;
     println!("golden snapshots regenerated under golden/; review them with `git diff golden/`");
+    Ok(())
+}
+
+/// `cargo xtask fuzz`: rounds of the `fuzz_*` tests, each with fresh random seeds and
+/// `--cases` inputs per strategy, until `--seconds` have passed (at least one round).
+fn fuzz(root: &Path, args: &[String]) -> Result<()> {
+    let flag = |name: &str, default: u64| -> Result<u64> {
+        match args.iter().position(|a| a == name) {
+            None => Ok(default),
+            Some(i) => args.get(i + 1).and_then(|v| v.parse().ok()).with_context(|| format!("{name} takes a number")),
+        }
+    };
+    let (seconds, cases) = (flag("--seconds", 60)?, flag("--cases", 20_000)?);
+    let started = std::time::Instant::now();
+    let mut rounds = 0;
+    while rounds == 0 || started.elapsed().as_secs() < seconds {
+        rounds += 1;
+        println!("fuzz: round {rounds}, {cases} inputs per strategy");
+        let cases = cases.to_string();
+        cargo(root, &["test", "--workspace", "--test", "fuzz", "--", "fuzz_"], &[("DFPIPE_FUZZ_CASES", &cases)])?;
+    }
+    println!("fuzz: {rounds} round(s) in {}s, no panic", started.elapsed().as_secs());
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod bundle;
 mod diff;
 mod environment;
 pub mod fingerprint;
+mod lock;
 mod metrics;
 mod store;
 
@@ -29,6 +30,7 @@ pub use diff::{
 };
 pub use environment::{Environment, EnvironmentTable};
 pub use fingerprint::{Fingerprint, FingerprintInputs, Ingredients};
+pub use lock::{LOCK_FILE, LockHolder, RunLock};
 pub use metrics::{AnalyzeLevel, OperatorMetrics, collect as collect_metrics};
 pub use store::{RunRecord, RunStatus, SCHEMA_VERSION, Store, UNCHANGED, ViewRecord, ViewStatus, WriteRecord};
 
@@ -62,6 +64,21 @@ pub enum ArtifactError {
         path: PathBuf,
         /// What is wrong and what to do.
         message: String,
+    },
+    /// Another run holds the store's run lock.
+    #[error(
+        "{} is held by another run ({}){}",
+        path.display(),
+        holder.as_ref().map_or_else(|| "its holder is not recorded yet".to_owned(), ToString::to_string),
+        if waited.is_zero() { String::new() } else { format!(", still after waiting {:.1}s", waited.as_secs_f64()) }
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as the lock file says.
+        holder: Option<LockHolder>,
+        /// How long this run waited for it.
+        waited: std::time::Duration,
     },
     /// A write report cannot be encoded into, or decoded from, its [`WriteRecord`].
     #[error("write report: {message}")]

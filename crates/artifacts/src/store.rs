@@ -6,6 +6,7 @@
 //!   bundles/<fingerprint>.msgpack        a view's PlanBundle, under the fingerprint it sealed
 //!   runs/<run id>.msgpack                a RunRecord: what one run did with every view
 //!   environments/<hash>.msgpack          an Environment, under Environment::fingerprint
+//!   run.lock                             the run lock: held by the one run writing (lock.rs)
 //! ```
 //!
 //! Every file is an rmp-serde envelope `{schema_version, kind, payload}`, written atomically
@@ -246,6 +247,14 @@ impl Store {
     /// The store's directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Takes the store's run lock (`<root>/run.lock`), waiting up to `wait` for another run
+    /// to release it; [`ArtifactError::Locked`] names the holder when it does not. The lock
+    /// is held until the returned guard is dropped, or its process ends. Only runs lock:
+    /// readers need not, as every store file is replaced by an atomic rename.
+    pub fn lock_run(&self, wait: std::time::Duration) -> Result<crate::RunLock> {
+        crate::RunLock::acquire(&self.root, wait)
     }
 
     /// Saves a bundle under its fingerprint.

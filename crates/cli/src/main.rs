@@ -53,6 +53,11 @@ enum Command {
         /// Re-rank the views still to run by the durations measured as the run goes.
         #[arg(long)]
         dynamic: bool,
+        /// One run of a pipeline at a time: wait up to SECONDS for another run of it to end
+        /// (its lock is `.dfpipe/run.lock`), then give up with exit code 2, naming that run.
+        /// 0 refuses at once.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+        lock_timeout: f64,
         /// Print one JSON document on stdout instead of the summary table.
         #[arg(long)]
         json: bool,
@@ -240,13 +245,27 @@ fn main() -> ExitCode {
 
 async fn execute(command: Command) -> Result<ExitCode, EngineError> {
     match command {
-        Command::Run { pipeline, full, select, workers, fail_fast, dynamic, json } => {
+        Command::Run { pipeline, full, select, workers, fail_fast, dynamic, lock_timeout, json } => {
             let params = pipeline.params.clone();
+            let lock_timeout =
+                std::time::Duration::try_from_secs_f64(lock_timeout).map_err(|e| EngineError::Usage {
+                    flag: "--lock-timeout".to_owned(),
+                    message: format!("`{lock_timeout}` is not a number of seconds: {e}"),
+                })?;
             let pipeline = load(&pipeline)?;
             let cancel = CancelToken::new();
             stop_on_ctrl_c(&cancel);
-            let options =
-                RunOptions { full, select, workers, params, fail_fast, dynamic, cancel, ..RunOptions::default() };
+            let options = RunOptions {
+                full,
+                select,
+                workers,
+                params,
+                fail_fast,
+                dynamic,
+                cancel,
+                lock_timeout: Some(lock_timeout),
+                ..RunOptions::default()
+            };
             let planned = pipeline.plan(&options).await?;
             if options.cancel.is_cancelled() {
                 eprintln!("cancelled while planning: nothing ran");

@@ -88,7 +88,9 @@ fn environment_failures_exit_3_and_say_so() {
 #[test]
 fn help_describes_every_flag() {
     let help = String::from_utf8(dfpipe(&["run", "--help"]).stdout).unwrap();
-    for flag in ["--full", "--select", "--workers", "--fail-fast", "--dynamic", "--json", "--scale-factor", "[DIR]"] {
+    let flags =
+        ["--full", "--select", "--workers", "--fail-fast", "--dynamic", "--lock-timeout", "--json", "--scale-factor"];
+    for flag in flags.into_iter().chain(["[DIR]"]) {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     let help = String::from_utf8(dfpipe(&["show", "--help"]).stdout).unwrap();
@@ -361,4 +363,199 @@ fn show_exits_1_when_the_view_fails_while_it_streams() {
     assert_eq!(out.status.code(), Some(1));
     let message = String::from_utf8_lossy(&out.stderr);
     assert!(message.contains("view `bad` failed") && message.contains("Cannot cast string '1x'"), "{message}");
+}
+
+/// The demo pipeline at scale factor `scale_factor` in `dir`, as [`pipeline`] lays it out.
+fn pipeline_at(dir: &Path, scale_factor: &str) {
+    pipeline(dir);
+    let data = dir.join("data");
+    std::fs::remove_dir_all(&data).unwrap();
+    let out = dfpipe(&["gen", "tpch", "--scale-factor", scale_factor, "--out", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `dfpipe run` started in the background, its output piped.
+fn spawn_run(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_dfpipe"))
+        .arg("run")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The rows of every materialized view's committed output, read from the parquet footers of
+/// `out/<view>/`; a view whose output is missing or unreadable panics with its name.
+fn output_rows(dir: &Path) -> std::collections::BTreeMap<String, u64> {
+    let mut rows = std::collections::BTreeMap::new();
+    for view in std::fs::read_dir(dir.join("out")).unwrap() {
+        let view = view.unwrap().path();
+        let name = view.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let total = listing(&view)
+            .iter()
+            .filter(|(path, ..)| path.extension().is_some_and(|e| e == "parquet"))
+            .map(|(path, ..)| {
+                let file = std::fs::File::open(path).unwrap();
+                let reader = parquet::file::reader::SerializedFileReader::new(file)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows() as u64
+            })
+            .sum();
+        rows.insert(name, total);
+    }
+    rows
+}
+
+/// The views a run report says executed, and those it skipped as unchanged.
+fn executed_and_unchanged(report: &serde_json::Value) -> (Vec<String>, Vec<String>) {
+    let views = report["views"].as_array().unwrap();
+    let names = |keep: &dyn Fn(&serde_json::Value) -> bool| {
+        views.iter().filter(|v| keep(v)).map(|v| v["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    (names(&|v| v["status"] == "succeeded"), names(&|v| v["reason"] == "fingerprint unchanged"))
+}
+
+#[test]
+fn a_second_run_refuses_or_waits_while_one_holds_the_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    pipeline_at(dir.path(), "0.01");
+    let path = dir.path().to_str().unwrap();
+    let lock = dir.path().join(".dfpipe").join("run.lock");
+
+    let first = spawn_run(&[path, "--json", "--workers", "2"]);
+    // The first run holds the lock once its pid is in the lock file.
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("pid={}", first.id()))) {
+        assert!(started.elapsed() < std::time::Duration::from_mins(1), "the first run never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let waiting = spawn_run(&[path, "--json", "--lock-timeout", "300"]);
+    // Readers take no lock, and read a whole store while the run goes on.
+    let plan = dfpipe(&["plan", path, "--json"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stderr));
+    let refused = dfpipe(&["run", path]);
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{message}");
+    assert!(message.contains("another run of this pipeline is going on"), "{message}");
+    assert!(message.contains(&format!("pid {} on host ", first.id())) && message.contains(" since 20"), "{message}");
+    assert!(message.contains("--lock-timeout"), "{message}");
+    let refused = json(&dfpipe(&["run", path, "--json"]));
+    assert_eq!(refused["error"]["kind"], "locked", "{refused}");
+
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let (ran, _) = executed_and_unchanged(&json(&first));
+    assert_eq!(ran.len(), 22, "{ran:?}");
+    // The waiting run planned once the first had ended, so it found nothing to do.
+    let waited = waiting.wait_with_output().unwrap();
+    assert_eq!(waited.status.code(), Some(0), "{}", String::from_utf8_lossy(&waited.stderr));
+    let (ran, unchanged) = executed_and_unchanged(&json(&waited));
+    assert_eq!((ran.len(), unchanged.len()), (0, 22), "{ran:?}");
+
+    let rows = output_rows(dir.path());
+    let report = json(&first);
+    for view in report["views"].as_array().unwrap().iter().filter(|v| v["status"] == "succeeded") {
+        assert_eq!(rows[view["name"].as_str().unwrap()], view["rows"].as_u64().unwrap(), "{view}");
+    }
+    let next = json(&dfpipe(&["run", path, "--json"]));
+    assert_eq!(executed_and_unchanged(&next).0, Vec::<String>::new());
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), "", "released");
+}
+
+/// A deterministic stream of numbers in [0, 1): a 64-bit LCG.
+struct Moments(u64);
+
+impl Iterator for Moments {
+    type Item = f64;
+    fn next(&mut self) -> Option<f64> {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        Some((self.0 >> 11) as f64 / (1u64 << 53) as f64)
+    }
+}
+
+#[test]
+// The figures of the kills, for the log of the test run.
+#[allow(clippy::print_stderr)]
+fn a_run_killed_at_any_moment_leaves_whole_outputs_and_the_next_run_carries_on() {
+    const KILLS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    pipeline_at(dir.path(), "0.01");
+    let path = dir.path().to_str().unwrap();
+    let spec_file = dir.path().join("dfpipe.toml");
+    let spec = std::fs::read_to_string(&spec_file).unwrap();
+    let clean_run = || {
+        let out = dfpipe(&["run", path, "--json", "--workers", "2"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        json(&out)
+    };
+    // The clean run: its row counts, and how long a run that executes every view takes.
+    let started = std::time::Instant::now();
+    let clean = clean_run();
+    let duration = started.elapsed();
+    let expected: std::collections::BTreeMap<String, u64> = (clean["views"].as_array().unwrap().iter())
+        .filter(|v| v["status"] == "succeeded")
+        .map(|v| (v["name"].as_str().unwrap().to_owned(), v["rows"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(expected.len(), 22);
+    assert_eq!(output_rows(dir.path()), expected);
+
+    let mut moments = Moments(16);
+    let (mut replaced_total, mut unrecorded_total) = (0, 0);
+    for kill in 0..KILLS {
+        // A new batch size changes every view's fingerprint (not its rows): all 22 must run.
+        let batch_size = if kill % 2 == 0 { "4096" } else { "8192" };
+        std::fs::write(&spec_file, spec.replace("batch_size = 8192", &format!("batch_size = {batch_size}"))).unwrap();
+        // Each old output gets a marker: a committed output replaces its directory, and the
+        // marker with it.
+        for view in expected.keys() {
+            std::fs::write(dir.path().join("out").join(view).join(".old"), "").unwrap();
+        }
+        let at = duration.mul_f64((kill as f64 + moments.next().unwrap()) / KILLS as f64);
+        let mut child = spawn_run(&[path, "--workers", "2"]);
+        std::thread::sleep(at);
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        // Every output is whole, from one version: either in place, or retired by a commit
+        // that the kill cut short, for the next run to restore.
+        let rows = output_rows(dir.path());
+        for (view, expected) in &expected {
+            if let Some(rows) = rows.get(view) {
+                assert_eq!(rows, expected, "kill {kill} at {at:?}: {view}");
+            } else {
+                let retired = dir.path().join("out").join(".staging").join(format!("{view}.retired"));
+                assert!(retired.exists(), "kill {kill} at {at:?}: output of {view} missing");
+            }
+        }
+        let replaced: Vec<&String> =
+            expected.keys().filter(|v| !dir.path().join("out").join(v).join(".old").exists()).collect();
+        // The store is readable, and the next run executes exactly the views whose commit it
+        // does not record: every view whose output was not replaced, and a view killed
+        // between its commit and its record (at most one per worker).
+        let diff = dfpipe(&["diff", path]);
+        let stderr = String::from_utf8_lossy(&diff.stderr);
+        let too_few = diff.status.code() == Some(2) && stderr.contains("a diff needs two");
+        assert!(diff.status.code() == Some(0) || too_few, "kill {kill}: {stderr}");
+        let next = clean_run();
+        assert_eq!(next["status"], "succeeded");
+        let (ran, unchanged) = executed_and_unchanged(&next);
+        assert_eq!(ran.len() + unchanged.len(), 22, "kill {kill}: {next}");
+        for view in expected.keys().filter(|v| !replaced.contains(v)) {
+            assert!(ran.contains(view), "kill {kill} at {at:?}: {view} did not commit, yet did not run: {next}");
+        }
+        let unrecorded = ran.iter().filter(|v| replaced.contains(v)).count();
+        assert!(unrecorded <= 2, "kill {kill} at {at:?}: {unrecorded} committed views ran again: {next}");
+        replaced_total += replaced.len();
+        unrecorded_total += unrecorded;
+        assert_eq!(output_rows(dir.path()), expected, "kill {kill} at {at:?}");
+    }
+    let last = clean_run();
+    assert_eq!(executed_and_unchanged(&last).1.len(), 22, "{last}");
+    // The kills are spread over the run: some before any commit, some after the last.
+    assert!(replaced_total > 0 && replaced_total < KILLS * 22, "{replaced_total} commits");
+    eprintln!("{KILLS} runs killed; {replaced_total} commits before the kills, {unrecorded_total} not recorded");
 }

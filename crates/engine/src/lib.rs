@@ -105,6 +105,14 @@ pub enum EngineError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Another run of the pipeline holds its store's run lock.
+    #[error(
+        "another run of this pipeline is going on: {source}. Run again once it has ended, or wait for it with `--lock-timeout SECONDS`"
+    )]
+    Locked {
+        /// The store's refusal, naming the lock file and its holder.
+        source: dfpipe_artifacts::ArtifactError,
+    },
     /// A bug: something dfpipe assumes did not hold.
     #[error("internal error: {0}. This is a bug in dfpipe; please report it with the command that failed")]
     Internal(String),
@@ -125,6 +133,7 @@ impl EngineError {
             Self::Write(_) => "write",
             Self::DataFusion(_) => "datafusion",
             Self::Io { .. } => "io",
+            Self::Locked { .. } => "locked",
             Self::Internal(_) => "internal",
         }
     }

@@ -57,6 +57,11 @@ pub struct RunOptions {
     /// Stops the run once cancelled: no view starts after that, and a running view stops
     /// before its commit, so its previous output stays.
     pub cancel: CancelToken,
+    /// For a run: take the store's run lock before planning, waiting up to this long for
+    /// another run of the pipeline to end ([`EngineError::Locked`] when it does not). The
+    /// [`Planned`] holds it until its run ends. `None` (what `plan`, `explain` and `show`
+    /// use) takes no lock; [`Planned::run`] then takes it itself, without waiting.
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 impl Pipeline {
@@ -136,14 +141,20 @@ impl Pipeline {
     /// what `run` would execute: the stages of PRODUCT.md's "How a run flows", up to the
     /// schedule.
     pub async fn plan(&self, options: &RunOptions) -> Result<Planned> {
+        // A run holds the store from before it reads it.
+        let store = Store::open(self.dir.join(".dfpipe"))?;
+        let lock = match options.lock_timeout {
+            Some(wait) => Some(crate::run::lock_store(&store, wait).await?),
+            None => None,
+        };
         // Register sources and contracts; the environment is what information_schema says
         // before any view is registered.
         let (ctx, sources) = self.session().await?;
         let outputs = Outputs::new(&ctx, &self.output_dir, &self.spec_file())?;
         let registry = self.registry(&ctx, &options.params)?;
         let selectors = selectors(&registry, &options.select)?;
-        let store = Store::open(self.dir.join(".dfpipe"))?;
         let last_run = store.latest_run()?;
+        let last_run_id = last_run.as_ref().map(|r| r.run_id.clone());
         let environment = Environment::snapshot(&ctx).await?;
         // Plan each view once, in dependency order; capture; fingerprint.
         let logical = plan_views(&ctx, &registry, &self.spec, &outputs, &self.spec_file()).await?;
@@ -160,7 +171,10 @@ impl Pipeline {
             view.reads_outputs = reads;
         }
         decide_all(&mut views, &graph, &selectors, &outputs, options.full).await?;
-        Ok(Planned::new(self.spec.clone(), outputs, ctx, store, views, graph, options, environment))
+        let mut planned = Planned::new(self.spec.clone(), outputs, ctx, store, views, graph, options, environment);
+        planned.lock = lock;
+        planned.last_run_id = last_run_id;
+        Ok(planned)
     }
 
     /// Checks every contract: on sources, and on views as their readers see them (the

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
-use dfpipe_artifacts::{Environment, Fingerprint, PlanBundle, Store, ViewRecord};
+use dfpipe_artifacts::{Environment, Fingerprint, PlanBundle, RunLock, Store, ViewRecord};
 use dfpipe_scheduler::{Cost, Schedule, TaskGraph};
 use dfpipe_writer::{WriteReport, WriteSpec};
 
@@ -62,6 +62,10 @@ pub struct Planned {
     pub(crate) execution: RunOptions,
     /// `information_schema` as it was when planning began.
     environment: Environment,
+    /// The store's run lock, when planning took it for the run.
+    pub(crate) lock: Option<RunLock>,
+    /// The id of the last run recorded when planning began.
+    pub(crate) last_run_id: Option<String>,
 }
 
 impl Planned {
@@ -78,7 +82,19 @@ impl Planned {
         environment: Environment,
     ) -> Self {
         let workers = options.workers.max(1);
-        Self { spec, outputs, ctx, store, views, graph, workers, execution: options.clone(), environment }
+        Self {
+            spec,
+            outputs,
+            ctx,
+            store,
+            views,
+            graph,
+            workers,
+            execution: options.clone(),
+            environment,
+            lock: None,
+            last_run_id: None,
+        }
     }
 
     /// The planned views' names, in name order.

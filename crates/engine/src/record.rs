@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use datafusion::physical_plan::ExecutionPlan;
-use dfpipe_artifacts::{AnalyzeLevel, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord, collect_metrics};
+use dfpipe_artifacts::{
+    AnalyzeLevel, PlanBundle, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord, collect_metrics,
+};
 use dfpipe_scheduler::TaskOutcome;
 
 use crate::Result;
@@ -13,12 +15,23 @@ use crate::decide::{BYTES, ELAPSED_COMPUTE_US, PARTITIONS, REPARTITIONS, ROWS};
 use crate::planned::{Planned, PlannedView};
 use crate::report::{RunReport, ViewRunReport};
 use crate::run::{Executed, Halt};
+
+/// What a run records as it goes, before its end: its id, its environment, and the record
+/// of each view that committed, indexed like the views.
+pub(crate) struct Journal {
+    pub(crate) run_id: String,
+    pub(crate) environment: Option<dfpipe_artifacts::Fingerprint>,
+    pub(crate) committed: std::sync::Mutex<Vec<Option<ViewRecord>>>,
+}
 use dfpipe_writer::WriteReport;
 
 /// Why a view that was running when the run was cancelled did not commit.
 const CANCELLED: &str = "cancelled while running: nothing committed, the previous output stays";
 /// Why a view that had not started when the run was cancelled did not run.
 const NOT_STARTED: &str = "not started: the run was cancelled";
+/// Why a view that had to run has no commit in the record of a run still going on (or
+/// killed before its end).
+const INTERRUPTED: &str = "not committed: the run ended before this view committed";
 /// Why a view that had not started when `--fail-fast` stopped the run did not run.
 const STOPPED: &str = "not started: an earlier failure stopped the run (--fail-fast)";
 
@@ -34,13 +47,16 @@ struct Outcome {
 
 impl Planned {
     /// Records the run: bundles, write reports and the run record in the store; returns the
-    /// report of the run, with the schedule as it ran.
+    /// report of the run, with the schedule as it ran. `journal` holds what the run recorded
+    /// of each view as it committed.
     pub(crate) fn record(
         &self,
-        run_id: String,
         outcomes: Vec<TaskOutcome<Option<Executed>, Halt>>,
         wall: Duration,
+        journal: Journal,
     ) -> Result<RunReport> {
+        let Journal { run_id, environment, committed } = journal;
+        let mut committed = committed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         let cancelled: BTreeSet<usize> = (outcomes.iter().enumerate())
             .filter(|(_, o)| matches!(o, TaskOutcome::Failed { error: Halt::Cancelled, .. }))
             .map(|(id, _)| id)
@@ -52,7 +68,14 @@ impl Planned {
         for (id, (view, outcome)) in self.views.iter().zip(outcomes).enumerate() {
             let outcome = self.outcome(view, outcome, &cancelled);
             interrupted |= outcome.interrupted;
-            let record = self.record_view(view, &outcome)?;
+            let record = match (committed[id].take(), outcome.duration) {
+                (Some(mut record), Some(duration)) if outcome.executed.is_some() => {
+                    record.duration_ms = Some(duration.as_millis() as u64);
+                    record.cost_ms = record.duration_ms;
+                    record
+                }
+                _ => self.record_view(view, &outcome)?,
+            };
             if outcome.executed.is_some() {
                 measured[id] = record.duration_ms.unwrap_or_default();
             }
@@ -70,8 +93,6 @@ impl Planned {
         // A run stopped before it did what it was asked fails; its views run next time.
         let failed = interrupted || views.iter().any(|v| v.status.is_failure());
         let status = if failed { RunStatus::Failed } else { RunStatus::Succeeded };
-        // The whole environment, stored once per distinct content.
-        let environment = Some(self.store.put_environment(self.environment())?);
         self.store.put_run(&RunRecord { run_id: run_id.clone(), status, views: records, environment })?;
 
         // The schedule as it ran: measured durations, the wall time as the makespan.
@@ -142,38 +163,90 @@ impl Planned {
     /// with the physical plan that executed and its metrics; a view that did not keeps the
     /// bundle (and metrics) of the run that last executed that plan.
     fn record_view(&self, view: &PlannedView, outcome: &Outcome) -> Result<ViewRecord> {
-        let duration_ms = outcome.duration.map(|d| d.as_millis() as u64);
-        let mut record = ViewRecord {
-            name: view.name.clone(),
-            fingerprint: view.fingerprint.clone(),
-            output_fingerprint: view.output_fingerprint().cloned(),
-            status: outcome.status,
-            reason: outcome.reason.clone(),
-            rows: None,
-            duration_ms,
-            // Only a successful run measures the cost; other runs keep the last measurement.
-            cost_ms: view.last.as_ref().and_then(|l| l.cost_ms),
-            metrics: view.last.as_ref().map(|l| l.metrics.clone()).unwrap_or_default(),
-            write: None,
-        };
-        let Some(executed) = &outcome.executed else {
-            if self.store.bundle(&view.fingerprint)?.is_none() {
-                self.store.put_bundle(&view.fingerprint, &view.bundle)?;
-            }
+        if let (Some(executed), Some(duration)) = (&outcome.executed, outcome.duration) {
+            let (record, bundle) = self.record_executed(view, &executed.write, executed.physical.as_ref(), duration)?;
+            self.store.put_bundle(&view.fingerprint, &bundle)?;
             return Ok(record);
-        };
+        }
+        if self.store.bundle(&view.fingerprint)?.is_none() {
+            self.store.put_bundle(&view.fingerprint, &view.bundle)?;
+        }
+        Ok(carried(view, outcome.status, outcome.reason.clone(), outcome.duration))
+    }
+
+    /// The record of `view`, which ran and committed, and its bundle with the physical plan
+    /// that executed and its metrics, to store.
+    pub(crate) fn record_executed(
+        &self,
+        view: &PlannedView,
+        write: &WriteReport,
+        physical: &dyn ExecutionPlan,
+        duration: Duration,
+    ) -> Result<(ViewRecord, PlanBundle)> {
+        let mut record = carried(view, ViewStatus::Succeeded, None, Some(duration));
         let mut bundle = view.bundle.clone();
-        bundle.record_execution(executed.physical.as_ref(), self.spec.profile.analyze_level);
-        self.store.put_bundle(&view.fingerprint, &bundle)?;
+        bundle.record_execution(physical, self.spec.profile.analyze_level);
         record.output_fingerprint = Some(view.fingerprint.clone());
-        record.rows = Some(executed.write.rows);
-        record.cost_ms = duration_ms;
-        record.metrics = cost_metrics(executed.physical.as_ref());
-        record.metrics.insert(ROWS.to_owned(), executed.write.rows);
-        record.metrics.insert(BYTES.to_owned(), executed.write.bytes);
-        record.metrics.insert("files".to_owned(), executed.write.files.len() as u64);
-        record.write = Some(write_record(&executed.write)?);
-        Ok(record)
+        record.rows = Some(write.rows);
+        record.cost_ms = record.duration_ms;
+        record.metrics = cost_metrics(physical);
+        record.metrics.insert(ROWS.to_owned(), write.rows);
+        record.metrics.insert(BYTES.to_owned(), write.bytes);
+        record.metrics.insert("files".to_owned(), write.files.len() as u64);
+        record.write = Some(write_record(write)?);
+        Ok((record, bundle))
+    }
+
+    /// Records that view `id` committed, while the run goes on: the run record as it stands
+    /// (the views still to commit keep what the last run said of their outputs), then the
+    /// view's bundle. A run killed after this leaves a record saying the output was built
+    /// from this fingerprint, so the next run does not execute the view again; killed between
+    /// the commit and this record, the next run executes it again.
+    pub(crate) fn journal_commit(&self, journal: &Journal, id: usize, prepared: Result<(ViewRecord, PlanBundle)>) {
+        let view = &self.views[id];
+        let mut committed = journal.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let written = prepared.and_then(|(record, bundle)| {
+            committed[id] = Some(record);
+            let views = (self.views.iter().zip(committed.iter()))
+                .map(|(view, record)| match record {
+                    Some(record) => record.clone(),
+                    None if view.decision.will_run => {
+                        carried(view, ViewStatus::Skipped, Some(INTERRUPTED.to_owned()), None)
+                    }
+                    None => carried(view, ViewStatus::Skipped, Some(view.decision.reason.clone()), None),
+                })
+                .collect();
+            let run = RunRecord {
+                run_id: journal.run_id.clone(),
+                status: RunStatus::Failed,
+                views,
+                environment: journal.environment.clone(),
+            };
+            self.store.put_run(&run)?;
+            Ok(self.store.put_bundle(&view.fingerprint, &bundle)?)
+        });
+        if let Err(error) = written {
+            // The run's end records it again; until then a crash re-runs the view.
+            tracing::warn!(view = %view.name, %error, "cannot record the commit of a view while the run goes on");
+        }
+    }
+}
+
+/// The record of `view` before (or without) a commit of this run: what the last run said of
+/// its output and cost is carried over.
+fn carried(view: &PlannedView, status: ViewStatus, reason: Option<String>, duration: Option<Duration>) -> ViewRecord {
+    ViewRecord {
+        name: view.name.clone(),
+        fingerprint: view.fingerprint.clone(),
+        output_fingerprint: view.output_fingerprint().cloned(),
+        status,
+        reason,
+        rows: None,
+        duration_ms: duration.map(|d| d.as_millis() as u64),
+        // Only a successful run measures the cost; other runs keep the last measurement.
+        cost_ms: view.last.as_ref().and_then(|l| l.cost_ms),
+        metrics: view.last.as_ref().map(|l| l.metrics.clone()).unwrap_or_default(),
+        write: None,
     }
 }
 

@@ -9,15 +9,15 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
-use dfpipe_artifacts::ViewStatus;
+use dfpipe_artifacts::{RunLock, Store, ViewStatus};
 use dfpipe_scheduler::{CancelToken, ExecuteOptions};
 use dfpipe_writer::{WriteReport, WriteSpec, clean_staging, write};
 
-use crate::Result;
 use crate::planned::Planned;
-use crate::record::run_id;
+use crate::record::{Journal, run_id};
 use crate::report::RunReport;
 use crate::show::physical_plan;
+use crate::{EngineError, Result};
 
 /// Progress of a run, for a display to follow. The engine never prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,25 +80,43 @@ impl Planned {
     /// Executes the views that must run, at most `workers` at a time in critical-path order,
     /// commits their outputs, and records the bundles and the run in the store. A failed
     /// view skips its descendants; independent branches go on.
-    pub async fn run(self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
+    ///
+    /// The run holds the store's run lock from start to end: the lock taken when planning
+    /// ([`RunOptions::lock_timeout`](crate::RunOptions::lock_timeout)), or else taken here
+    /// without waiting, refusing a plan that another run has made stale. Each commit is
+    /// recorded as it happens, so a run killed midway has its committed views skip next time.
+    pub async fn run(mut self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
+        let _lock = match self.lock.take() {
+            Some(lock) => lock,
+            None => self.lock_unplanned().await?,
+        };
         self.outputs.create()?;
         let leftovers = clean_staging(&self.context().runtime_env(), &self.outputs.root()).await?;
         if leftovers > 0 {
             tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
         }
         progress(Event::Started { total: self.views.iter().filter(|v| v.decision.will_run).count() });
-        let run_id = run_id();
         let started = Instant::now();
+        let journal = Journal {
+            run_id: run_id(),
+            // The whole environment, stored once per distinct content.
+            environment: Some(self.store.put_environment(self.environment())?),
+            committed: std::sync::Mutex::new(vec![None; self.views.len()]),
+        };
         let report = self
             .graph
             .execute_with(&self.costs(), self.execute_options(), |id, ()| {
                 let job = self.job(id);
                 let (progress, name) = (Arc::clone(&progress), self.views[id].name.clone());
+                let (this, journal) = (&self, &journal);
                 async move {
                     let Some(job) = job else { return Ok(None) };
                     progress(Event::ViewStarted { view: name.clone() });
-                    let result = match tokio::spawn(execute(job)).await {
-                        Ok(result) => result,
+                    let began = Instant::now();
+                    let cancel = job.cancel.clone();
+                    let result = match tokio::spawn(stage(job)).await {
+                        Ok(Ok((staged, plan))) => this.commit(journal, id, staged, plan, began, &cancel).await,
+                        Ok(Err(halt)) => Err(halt),
                         Err(join) => Err(Halt::Failed(format!("the task running the view panicked: {join}"))),
                     };
                     let status = match &result {
@@ -111,7 +129,23 @@ impl Planned {
                 }
             })
             .await?;
-        self.record(run_id, report.outcomes, started.elapsed())
+        self.record(report.outcomes, started.elapsed(), journal)
+    }
+
+    /// The run lock, for a plan made without it: taken without waiting, and refused when
+    /// another run recorded since the plan was made (what it decided may be stale).
+    async fn lock_unplanned(&self) -> Result<RunLock> {
+        let lock = lock_store(&self.store, std::time::Duration::ZERO).await?;
+        let latest = self.store.latest_run()?.map(|r| r.run_id);
+        if latest != self.last_run_id {
+            return Err(EngineError::Usage {
+                flag: "Planned::run".to_owned(),
+                message: "another run of the pipeline recorded since this plan was made; plan again, \
+                          or plan with `RunOptions::lock_timeout` to hold the lock from planning on"
+                    .to_owned(),
+            });
+        }
+        Ok(lock)
     }
 
     /// `--fail-fast`, `--dynamic` and the cancel token, for the scheduler's executor.
@@ -137,10 +171,34 @@ impl Planned {
             cancel: self.execution.cancel.clone(),
         })
     }
+
+    /// Commits the staged output of view `id` and records the commit at once. The record is
+    /// prepared before the commit, so that a kill between the two finds as little as
+    /// possible to do.
+    async fn commit(
+        &self,
+        journal: &Journal,
+        id: usize,
+        staged: dfpipe_writer::Staged,
+        plan: Arc<dyn ExecutionPlan>,
+        began: Instant,
+        cancel: &CancelToken,
+    ) -> Result<Executed, Halt> {
+        // The last point to stop: once the commit begins, it completes.
+        if cancel.is_cancelled() {
+            staged.discard().await.map_err(|e| e.to_string())?;
+            return Err(Halt::Cancelled);
+        }
+        let prepared = self.record_executed(&self.views[id], staged.report(), plan.as_ref(), began.elapsed());
+        let write = staged.commit().await.map_err(|e| e.to_string())?;
+        self.journal_commit(journal, id, prepared);
+        Ok(Executed { write, physical: plan })
+    }
 }
 
-/// Writes one view into staging, checks its contract there, and commits.
-async fn execute(job: Job) -> Result<Executed, Halt> {
+/// Writes one view into staging and checks its contract there: what is left to do is the
+/// commit.
+async fn stage(job: Job) -> Result<(dfpipe_writer::Staged, Arc<dyn ExecutionPlan>), Halt> {
     let plan = match &job.replan {
         Some(optimized) => physical_plan(optimized, &job.state).await.map_err(|e| e.strip_backtrace())?,
         None => job.plan,
@@ -154,13 +212,7 @@ async fn execute(job: Job) -> Result<Executed, Halt> {
     if let Some(contract) = job.contract {
         check_staged(&job.ctx, contract, &staged).await?;
     }
-    // The last point to stop: once the commit begins, it completes.
-    if job.cancel.is_cancelled() {
-        staged.discard().await.map_err(|e| e.to_string())?;
-        return Err(Halt::Cancelled);
-    }
-    let write = staged.commit().await.map_err(|e| e.to_string())?;
-    Ok(Executed { write, physical: plan })
+    Ok((staged, plan))
 }
 
 /// Checks a view's contract on its staged output, before the commit. Violations fail the view.
@@ -188,5 +240,22 @@ async fn check_staged(
         Ok(())
     } else {
         Err(format!("contract on `{view}` violated, output not committed: {}", violated.join("; ")))
+    }
+}
+
+impl From<EngineError> for Halt {
+    fn from(error: EngineError) -> Self {
+        Self::Failed(error.to_string())
+    }
+}
+
+/// Takes the run lock of `store`, waiting up to `wait` on a blocking thread.
+pub(crate) async fn lock_store(store: &Store, wait: std::time::Duration) -> Result<RunLock> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.lock_run(wait)).await {
+        Ok(Ok(lock)) => Ok(lock),
+        Ok(Err(source @ dfpipe_artifacts::ArtifactError::Locked { .. })) => Err(EngineError::Locked { source }),
+        Ok(Err(other)) => Err(other.into()),
+        Err(join) => Err(EngineError::Internal(format!("the task taking the run lock failed: {join}"))),
     }
 }

@@ -1,6 +1,7 @@
 //! SQL views: one query per file, checked against the safe SQL policy, planned lazily.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use futures::FutureExt;
 
 use crate::params::{ListParam, ListStrategy, PARAM_TABLE, ParamTable, ParamValue, coerce};
 use crate::{LazyView, Result, ViewError, user_message};
@@ -136,7 +138,12 @@ impl SqlView {
         let table = Arc::new(ParamTable::bound(lists, strategy));
         let mut state = ctx.state();
         state.register_udtf(PARAM_TABLE, Arc::clone(&table) as Arc<dyn TableFunctionImpl>);
-        let planned = state.statement_to_plan(self.statement.clone()).await;
+        // DataFusion's planner panics on a few malformed queries (a scalar subquery that
+        // selects no column): that is an error in this view, not a crash of dfpipe.
+        let planned = match AssertUnwindSafe(state.statement_to_plan(self.statement.clone())).catch_unwind().await {
+            Ok(planned) => planned,
+            Err(panic) => return Err(self.planner_panicked(panic.as_ref())),
+        };
         let asked = table.asked();
         for name in &asked {
             match self.params.get(name) {
@@ -180,14 +187,31 @@ impl SqlView {
         Ok(DataFrame::new(state, plan))
     }
 
+    /// The error of a view whose planning panicked in DataFusion, with the panic's message.
+    fn planner_panicked(&self, panic: &(dyn std::any::Any + Send)) -> ViewError {
+        let cause = (panic.downcast_ref::<&str>().copied())
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("no message");
+        ViewError::Invalid {
+            view: self.name.clone(),
+            file: self.file.clone(),
+            line: None,
+            column: None,
+            message: format!(
+                "DataFusion's planner failed on this query ({cause}), a DataFusion bug; \
+                 check the query (does every subquery select a column?) or write it another way"
+            ),
+        }
+    }
+
     /// The error of a failed plan, with its line and column: planned again with spans
     /// collected (only on this error path, so successful plans are untouched).
     async fn located(&self, state: &SessionState, error: DataFusionError) -> ViewError {
         let mut spanned = state.clone();
         spanned.config_mut().options_mut().sql_parser.collect_spans = true;
-        let error = match spanned.statement_to_plan(self.statement.clone()).await {
-            Err(located) => located,
-            Ok(_) => error,
+        let error = match AssertUnwindSafe(spanned.statement_to_plan(self.statement.clone())).catch_unwind().await {
+            Ok(Err(located)) => located,
+            Ok(Ok(_)) | Err(_) => error,
         };
         invalid(&self.name, &self.file, &error)
     }
