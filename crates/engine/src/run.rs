@@ -80,7 +80,9 @@ impl Planned {
     /// view skips its descendants; independent branches go on.
     pub async fn run(self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
         self.outputs.create()?;
-        let leftovers = clean_staging(&self.context().runtime_env(), &self.outputs.root()).await?;
+        let leftovers = clean_staging(&self.context().runtime_env(), &self.outputs.root())
+            .await
+            .map_err(crate::output::from_write)?;
         if leftovers > 0 {
             tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
         }
