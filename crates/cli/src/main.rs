@@ -241,6 +241,8 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
         Command::Run { pipeline, full, select, workers, fail_fast, dynamic, json } => {
             let params = pipeline.params.clone();
             let pipeline = load(&pipeline)?;
+            // An interrupted commit is repaired before anything reads the outputs.
+            pipeline.repair().await?;
             let cancel = CancelToken::new();
             stop_on_ctrl_c(&cancel);
             let options =

