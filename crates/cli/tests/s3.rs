@@ -238,29 +238,9 @@ max_retries = 1
         self.dir.path().to_str().unwrap()
     }
 
-    /// Runs `dfpipe` with the test server's credentials, and no other `AWS_*` variable.
-    fn dfpipe(&self, args: &[&str]) -> Output {
-        self.dfpipe_with(args, ACCESS_KEY, SECRET_KEY)
-    }
-
-    fn dfpipe_with(&self, args: &[&str], key: &str, secret: &str) -> Output {
-        self.command(args, key, secret).output().unwrap()
-    }
-
-    fn command(&self, args: &[&str], key: &str, secret: &str) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dfpipe"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("AWS_") {
-                command.env_remove(name);
-            }
-        }
-        command.args(args).env("AWS_ACCESS_KEY_ID", key).env("AWS_SECRET_ACCESS_KEY", secret);
-        command
-    }
-
     /// `dfpipe run --json`, which must exit with `code`: the views that executed, sorted.
     fn run(&self, code: i32) -> (Vec<String>, serde_json::Value) {
-        let out = self.dfpipe(&["run", self.path(), "--json"]);
+        let out = dfpipe(&["run", self.path(), "--json"]);
         assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
@@ -277,7 +257,7 @@ max_retries = 1
 
     /// `dfpipe show --view VIEW --format csv`: its rows as CSV lines, header first.
     fn show(&self, view: &str) -> Vec<String> {
-        let out = self.dfpipe(&["show", self.path(), "--view", view, "--format", "csv"]);
+        let out = dfpipe(&["show", self.path(), "--view", view, "--format", "csv"]);
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         let mut lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
         lines[1..].sort();
@@ -316,7 +296,7 @@ fn a_pipeline_on_s3_runs_reruns_nothing_and_reruns_what_changed() {
 
     // A deleted output re-runs its view.
     assert!(client.delete_all("out/nation_names") > 0);
-    let plan = lake.dfpipe(&["plan", lake.path(), "--json"]);
+    let plan = dfpipe(&["plan", lake.path(), "--json"]);
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     let view = plan["views"].as_array().unwrap().iter().find(|v| v["name"] == "nation_names").unwrap().clone();
     assert_eq!((&view["will_run"], &view["reason"]), (&true.into(), &"output missing".into()), "{plan}");
@@ -371,10 +351,10 @@ fn stopping_the_server_mid_write_leaves_the_previous_output_readable() {
 
     // The view changes; its new write is cut off when the server stops.
     lake.view("series", "SELECT value AS x, value * 3 AS y FROM generate_series(1, 1000000)");
-    let mut run = lake.command(&["run", lake.path(), "--json"], ACCESS_KEY, SECRET_KEY);
+    let mut run = dfpipe_command(&["run", lake.path(), "--json"], ACCESS_KEY, SECRET_KEY);
     let mut run = run.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let staging = lake.server.bucket_dir().join("out").join(".staging");
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_mins(2);
     while !has_files(&staging) {
         assert!(run.try_wait().unwrap().is_none(), "the run ended before writing anything to staging");
         assert!(Instant::now() < deadline, "no staged object appeared");
@@ -402,6 +382,23 @@ fn stopping_the_server_mid_write_leaves_the_previous_output_readable() {
     assert!(lake.server.client().list("out/.staging").is_empty());
 }
 
+/// Runs `dfpipe` with the test server's credentials, and no other `AWS_*` variable.
+fn dfpipe(args: &[&str]) -> Output {
+    dfpipe_command(args, ACCESS_KEY, SECRET_KEY).output().unwrap()
+}
+
+/// `dfpipe` with these credentials, and no other `AWS_*` variable.
+fn dfpipe_command(args: &[&str], key: &str, secret: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dfpipe"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command.args(args).env("AWS_ACCESS_KEY_ID", key).env("AWS_SECRET_ACCESS_KEY", secret);
+    command
+}
+
 /// Whether any file is below `dir`.
 fn has_files(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
@@ -414,7 +411,7 @@ fn has_files(dir: &Path) -> bool {
 #[test]
 fn wrong_credentials_are_an_environment_failure_naming_the_bucket() {
     let lake = Lake::new();
-    let out = lake.dfpipe_with(&["plan", lake.path(), "--json"], ACCESS_KEY, "not-the-secret");
+    let out = dfpipe_command(&["plan", lake.path(), "--json"], ACCESS_KEY, "not-the-secret").output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(error["error"]["kind"], "storage", "{error}");
@@ -430,7 +427,7 @@ fn wrong_credentials_are_an_environment_failure_naming_the_bucket() {
     std::fs::write(lake.dir.path().join("data/nations.csv"), NATIONS).unwrap();
     let spec = std::fs::read_to_string(lake.dir.path().join("dfpipe.toml")).unwrap();
     std::fs::write(lake.dir.path().join("dfpipe.toml"), spec.replace("s3://lake/data/", "data/")).unwrap();
-    let out = lake.dfpipe_with(&["run", lake.path()], "nobody", SECRET_KEY);
+    let out = dfpipe_command(&["run", lake.path()], "nobody", SECRET_KEY).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("s3://lake/out") && stderr.contains("refused the credentials"), "{stderr}");
@@ -440,7 +437,7 @@ fn wrong_credentials_are_an_environment_failure_naming_the_bucket() {
 fn secrets_in_the_storage_table_are_refused() {
     let lake = Lake::new();
     lake.write_spec("aws_secret_access_key = \"hunter2\"\n");
-    let out = lake.dfpipe(&["plan", lake.path()]);
+    let out = dfpipe(&["plan", lake.path()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     for expected in ["dfpipe.toml", "`aws_secret_access_key` looks like a credential", "AWS_SECRET_ACCESS_KEY"] {

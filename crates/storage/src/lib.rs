@@ -141,7 +141,10 @@ impl FromStr for StorePrefix {
             return Err(invalid(format!("names no bucket; {example}")));
         }
         if url.password().is_some() {
-            return Err(invalid(format!("holds a password: credentials never go in dfpipe.toml; {}", provider.credentials())));
+            return Err(invalid(format!(
+                "holds a password: credentials never go in dfpipe.toml; {}",
+                provider.credentials()
+            )));
         }
         if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
             return Err(invalid(format!(
@@ -380,7 +383,10 @@ mod tests {
     fn secrets_unknown_keys_and_bad_prefixes_are_refused() {
         for (text, expected) in [
             ("[storage.\"s3://b\"]\nsecret_access_key = \"abc123\"\n", "`secret_access_key` looks like a credential"),
-            ("[storage.\"s3://b\"]\nregion = \"x\"\naccess_key_id = \"AKIA\"\n", "`access_key_id` looks like a credential"),
+            (
+                "[storage.\"s3://b\"]\nregion = \"x\"\naccess_key_id = \"AKIA\"\n",
+                "`access_key_id` looks like a credential",
+            ),
             ("[storage.\"s3://b\"]\nsession_token = \"t\"\n", "AWS_SESSION_TOKEN"),
             ("[storage.\"s3://b\"]\nendpoint = \"x\"\nbucket = \"b\"\n", "unknown field `bucket`"),
             ("[storage.\"s3://b\"]\nallow_http = \"yes\"\n", "invalid type"),
@@ -395,9 +401,11 @@ mod tests {
             // The error points at the table, not at the line holding the value.
             assert!(!error.contains("abc123") && !error.contains("AKIA\""), "{error}");
         }
-        assert!(["token", "password", "client_secret", "sas_token", "account_key", "service_account_key", "key"]
-            .iter()
-            .all(|k| looks_secret(k)));
+        assert!(
+            ["token", "password", "client_secret", "sas_token", "account_key", "service_account_key", "key"]
+                .iter()
+                .all(|k| looks_secret(k))
+        );
         assert!(!["endpoint", "region", "allow_http", "bucket"].iter().any(|k| looks_secret(k)));
     }
 
