@@ -265,6 +265,9 @@ impl<'de> Deserialize<'de> for StoreOptions {
 pub fn build(prefix: &StorePrefix, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, StorageError> {
     let invalid = |message: String| StorageError { prefix: prefix.to_string(), message };
     let failed = |e: object_store::Error| invalid(format!("cannot configure the store: {e}"));
+    if options.region.is_some() && prefix.provider != Provider::S3 {
+        return Err(invalid("`region` applies to s3:// stores only".to_owned()));
+    }
     match prefix.provider {
         #[cfg(feature = "aws")]
         Provider::S3 => {
@@ -297,9 +300,6 @@ pub fn build(prefix: &StorePrefix, options: &StoreOptions) -> Result<Arc<dyn Obj
         Provider::Gcs => {
             use object_store::ClientConfigKey;
             use object_store::gcp::GoogleConfigKey;
-            if options.region.is_some() {
-                return Err(invalid("`region` applies to s3:// stores only".to_owned()));
-            }
             let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_url(prefix.url.as_str())
                 .with_retry(options.retry());
@@ -313,9 +313,6 @@ pub fn build(prefix: &StorePrefix, options: &StoreOptions) -> Result<Arc<dyn Obj
         }
         #[cfg(feature = "azure")]
         Provider::Azure => {
-            if options.region.is_some() {
-                return Err(invalid("`region` applies to s3:// stores only".to_owned()));
-            }
             let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_url(prefix.url.as_str())
                 .with_retry(options.retry());
