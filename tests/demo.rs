@@ -534,6 +534,35 @@ async fn fail_fast_starts_nothing_after_the_first_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_registered_from_rust_wins_over_the_storage_table_of_its_bucket() {
+    let demo = Demo::new();
+    let spec_file = demo.path().join(dfpipe_engine::SPEC_FILE);
+    demo.append_spec(
+        "\n[views.big_orders]\nmaterialize = \"parquet\"\n\n\
+         [storage.\"s3://lake\"]\nendpoint = \"http://127.0.0.1:9\"\nallow_http = true\nmax_retries = 0\n",
+    );
+    demo.write_view("big_orders", "select o_orderkey from stg_orders where o_totalprice > 100000");
+    let spec = std::fs::read_to_string(&spec_file).unwrap();
+    std::fs::write(&spec_file, spec.replace("output_dir = \"out\"", "output_dir = \"s3://lake/tpch\"")).unwrap();
+    let options = RunOptions { workers: 2, select: vec!["big_orders".to_owned()], ..RunOptions::default() };
+
+    // The table's store is used: nothing listens on its endpoint.
+    let unreachable = plan_error(&demo).await;
+    assert!(unreachable.is_internal() && unreachable.to_string().contains("s3://lake/tpch"), "{unreachable}");
+
+    // A store registered from Rust for the same bucket serves instead.
+    let memory: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let pipeline = Pipeline::load(demo.path())
+        .unwrap()
+        .with_object_store(url::Url::parse("s3://lake").unwrap(), Arc::clone(&memory));
+    let report = pipeline.plan(&options).await.unwrap().run(Arc::new(|_| {})).await.unwrap();
+    assert_eq!(executed(&report), ["big_orders"]);
+    let listing = object_store::path::Path::from("tpch/big_orders");
+    let files: Vec<_> = futures::TryStreamExt::try_collect(memory.list(Some(&listing))).await.unwrap();
+    assert!(!files.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_go_to_an_object_store_or_a_file_url() {
     let demo = Demo::new();
     let spec_file = demo.path().join(dfpipe_engine::SPEC_FILE);

@@ -99,9 +99,10 @@ pub(crate) fn diagram(metadata: &Value, architecture: &str) -> Vec<String> {
 /// The dfpipe crates each crate may depend on (normal and build dependencies).
 fn allowed(package: &str) -> Option<&'static [&'static str]> {
     Some(match package {
-        // The demo is a capability of its own: it knows none of our crates, and only the
-        // command line composes it.
-        "dfpipe-scheduler" | "dfpipe-plan-walk" | "dfpipe-demo" => &[],
+        // The demo and the object-store builders are capabilities of their own: they know
+        // none of our crates, and only the command line (the demo) or the engine (storage)
+        // composes them.
+        "dfpipe-scheduler" | "dfpipe-plan-walk" | "dfpipe-demo" | "dfpipe-storage" => &[],
         "dfpipe-contract" | "dfpipe-views" | "dfpipe-writer" | "dfpipe-artifacts" => &["dfpipe-plan-walk"],
         "dfpipe-engine" => &[
             "dfpipe-scheduler",
@@ -110,6 +111,7 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
             "dfpipe-views",
             "dfpipe-writer",
             "dfpipe-artifacts",
+            "dfpipe-storage",
         ],
         "dfpipe" => &["dfpipe-engine", "dfpipe-demo"],
         _ => return None,
@@ -364,6 +366,8 @@ mod tests {
             ("dfpipe-engine", "dfpipe-demo"),
             ("dfpipe-demo", "dfpipe-engine"),
             ("dfpipe-engine", "tpchgen"),
+            ("dfpipe-storage", "dfpipe-writer"),
+            ("dfpipe-writer", "dfpipe-storage"),
         ] {
             let mut metadata = workspace_metadata();
             assert!(layering(&metadata).is_empty());

@@ -29,6 +29,8 @@ pub use report::{LineageReport, PlanReport, RunReport, ScheduleReport, ViewLinea
 pub use run::Event;
 pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
 
+pub use dfpipe_storage::{Provider, StoreOptions, StorePrefix};
+
 pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, RunStatus, ViewChange, ViewDiff, ViewStatus};
 pub use dfpipe_contract::{CheckReport, ConstraintKind};
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
@@ -95,6 +97,15 @@ pub enum EngineError {
     /// An unexpected DataFusion failure.
     #[error("{}", .0.strip_backtrace())]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// An object store failed or refused a request: its server, the network, or the
+    /// credentials taken from the environment.
+    #[error("{message}")]
+    Storage {
+        /// The URL being read or written.
+        url: String,
+        /// What was being done and what went wrong, naming the bucket.
+        message: String,
+    },
     /// A filesystem operation failed.
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -132,6 +143,7 @@ impl EngineError {
             Self::Contract(_) => "contract",
             Self::Write(_) => "write",
             Self::DataFusion(_) => "datafusion",
+            Self::Storage { .. } => "storage",
             Self::Io { .. } => "io",
             Self::Locked { .. } => "locked",
             Self::Internal(_) => "internal",
@@ -147,6 +159,7 @@ impl EngineError {
         match self {
             Self::View(dfpipe_views::ViewError::Io { .. })
             | Self::Io { .. }
+            | Self::Storage { .. }
             | Self::Internal(_)
             | Self::Schedule(_)
             | Self::Artifact(

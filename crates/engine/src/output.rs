@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
-use dfpipe_writer::{Location, OutputTable, SortColumn, WriteSpec, check_writable};
+use dfpipe_writer::{Location, OutputTable, SortColumn, WriteError, WriteSpec, check_writable, clean_staging};
 
 use crate::spec::{Profile, ViewSpec};
 use crate::{EngineError, Result};
@@ -42,7 +42,8 @@ impl Outputs {
         if !registered {
             return Err(spec_error(format!(
                 "no object store is registered for `{output_dir}`; the command line knows local paths and file:// \
-                 URLs, and Rust code registers other object stores with Pipeline::with_object_store"
+                 URLs; add a [storage.\"<scheme>://<bucket>\"] table for an object store (Rust code may also \
+                 register one with Pipeline::with_object_store)"
             )));
         }
         let root = Location::parse(output_dir, &ctx.runtime_env()).map_err(spec_error)?;
@@ -71,9 +72,34 @@ impl Outputs {
         Ok(())
     }
 
+    /// Checks that the object store of an `output_dir` in one answers (one listing), so
+    /// that a refused credential or an unreachable server is reported first, naming the
+    /// bucket, rather than as the failure of a view that reads an output.
+    pub(crate) async fn probe(&self) -> Result<()> {
+        if let Location::Store { store, prefix, .. } = &self.root {
+            let root = self.root();
+            store
+                .list_with_delimiter(Some(prefix))
+                .await
+                .map_err(|e| crate::sources::storage_failure(&format!("cannot list {root}"), &root, &e))?;
+        }
+        Ok(())
+    }
+
+    /// Repairs what an interrupted run left in the directory's staging area (a previous
+    /// output moved aside by a commit that did not finish is restored; other leftovers are
+    /// removed), and says so in the log.
+    pub(crate) async fn repair(&self, ctx: &SessionContext) -> Result<()> {
+        let leftovers = clean_staging(&ctx.runtime_env(), &self.root()).await.map_err(from_write)?;
+        if leftovers > 0 {
+            tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
+        }
+        Ok(())
+    }
+
     /// Whether `view` has a committed output.
     pub(crate) async fn has_output(&self, view: &str) -> Result<bool> {
-        Ok(self.root.child(view).exists().await?)
+        self.root.child(view).exists().await.map_err(from_write)
     }
 
     /// How materialized view `view`, whose plan has output `schema`, is written: its target,
@@ -101,6 +127,17 @@ impl Outputs {
             message: format!("[views.{view}] materialize = \"{}\": {e}", write.format.name()),
         })?;
         Ok(write)
+    }
+}
+
+/// A writer's error, with the failures of an object store as environment failures that
+/// name the bucket (and where credentials come from, when they were refused).
+pub(crate) fn from_write(error: WriteError) -> EngineError {
+    match error {
+        WriteError::ObjectStore { action, path, source } => {
+            crate::sources::storage_failure(&format!("{action} {path}"), &path, &source)
+        }
+        other => EngineError::Write(other),
     }
 }
 

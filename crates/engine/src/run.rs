@@ -11,7 +11,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use dfpipe_artifacts::{RunLock, Store, ViewStatus};
 use dfpipe_scheduler::{CancelToken, ExecuteOptions};
-use dfpipe_writer::{WriteReport, WriteSpec, clean_staging, write};
+use dfpipe_writer::{WriteReport, WriteSpec, write};
 
 use crate::planned::Planned;
 use crate::record::{Journal, run_id};
@@ -91,10 +91,7 @@ impl Planned {
             None => self.lock_unplanned().await?,
         };
         self.outputs.create()?;
-        let leftovers = clean_staging(&self.context().runtime_env(), &self.outputs.root()).await?;
-        if leftovers > 0 {
-            tracing::info!(leftovers, "repaired or removed staging leftovers of an interrupted run");
-        }
+        self.outputs.repair(self.context()).await?;
         progress(Event::Started { total: self.views.iter().filter(|v| v.decision.will_run).count() });
         let started = Instant::now();
         let journal = Journal {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use datafusion::datasource::file_format::options::{ArrowReadOptions, JsonReadOptions};
 use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use dfpipe_artifacts::Fingerprint;
 use futures::TryStreamExt;
@@ -21,9 +22,7 @@ impl Pipeline {
     /// and its contract registered. Returns the source fingerprints by name.
     pub(crate) async fn session(&self) -> Result<(SessionContext, BTreeMap<String, Fingerprint>)> {
         let ctx = self.spec().profile.session(&self.spec_file())?;
-        for (url, store) in self.object_stores() {
-            ctx.register_object_store(url, Arc::clone(store));
-        }
+        self.register_stores(&ctx)?;
         let mut fingerprints = BTreeMap::new();
         for (name, source) in &self.spec().sources {
             fingerprints.insert(name.clone(), self.register_source(&ctx, name, source).await?);
@@ -32,6 +31,23 @@ impl Pipeline {
             self.spec().contracts.values().filter(|c| self.spec().sources.contains_key(&c.relation)).cloned().collect();
         dfpipe_contract::register(&ctx, &on_sources).await?;
         Ok((ctx, fingerprints))
+    }
+
+    /// Registers the object stores on `ctx`: those of `[storage]` tables, then those
+    /// registered from Rust, which win for their bucket.
+    pub(crate) fn register_stores(&self, ctx: &SessionContext) -> Result<()> {
+        let from_rust: Vec<String> = self.object_stores().map(|(url, _)| bucket_of(url)).collect();
+        for (prefix, options) in &self.spec().storage {
+            if !from_rust.contains(&bucket_of(prefix.url())) {
+                let store = dfpipe_storage::build(prefix, options)
+                    .map_err(|e| EngineError::Spec { file: self.spec_file(), message: e.to_string() })?;
+                ctx.register_object_store(prefix.url(), store);
+            }
+        }
+        for (url, store) in self.object_stores() {
+            ctx.register_object_store(url, Arc::clone(store));
+        }
+        Ok(())
     }
 
     /// Registers source `name` and returns its fingerprint: of its files' names, sizes and
@@ -52,7 +68,21 @@ impl Pipeline {
             }
             list_files(&base)
         } else {
-            let files = list_remote(ctx, &path).await.map_err(|e| fail(format!("cannot list {path}: {e}")))?;
+            let registered = ListingTableUrl::parse(&path)
+                .is_ok_and(|url| ctx.runtime_env().object_store(url.object_store()).is_ok());
+            if !registered {
+                return Err(fail(format!(
+                    "no object store is registered for `{path}`; add a [storage.\"<scheme>://<bucket>\"] table \
+                     for its bucket to {}",
+                    crate::SPEC_FILE
+                )));
+            }
+            let files = list_remote(ctx, &path).await.map_err(|e| match e.find_root() {
+                DataFusionError::ObjectStore(error) => {
+                    storage_failure(&format!("source `{name}`: cannot list {path}"), &path, error)
+                }
+                _ => fail(format!("cannot list {path}: {}", e.strip_backtrace())),
+            })?;
             if files.is_empty() {
                 return Err(fail(format!(
                     "no files at {path}; check `path` under [sources.{name}] in {}",
@@ -70,6 +100,23 @@ impl Pipeline {
         registered.map_err(|e| fail(e.strip_backtrace()))?;
         Ok(Fingerprint::of_files(&files))
     }
+}
+
+/// `scheme://host` of a URL: the key object-store registries look stores up by.
+fn bucket_of(url: &url::Url) -> String {
+    format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
+}
+
+/// A request to the object store of `url` failed while doing `what`: a failure of the
+/// environment (the server, the network, the credentials), naming the bucket and, when the
+/// credentials were refused, where they come from.
+pub(crate) fn storage_failure(what: &str, url: &str, error: &object_store::Error) -> EngineError {
+    let hint = url::Url::parse(url).ok().and_then(|url| dfpipe_storage::credentials_hint(&url, error));
+    let message = match hint {
+        Some(hint) => format!("{what}: {hint} ({error})"),
+        None => format!("{what}: {error}"),
+    };
+    EngineError::Storage { url: url.to_owned(), message }
 }
 
 /// The directory part of a path before any glob character.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use dfpipe_contract::Contract;
+use dfpipe_storage::{StoreOptions, StorePrefix};
 use serde::{Deserialize, Serialize};
 
 use crate::{EngineError, Result};
@@ -29,6 +30,10 @@ pub struct PipelineSpec {
     /// `[contracts.<relation>]`.
     #[serde(default)]
     pub contracts: BTreeMap<String, Contract>,
+    /// `[storage."<scheme>://<bucket>"]`: object stores for the URLs under each prefix.
+    /// Credentials come from the environment only.
+    #[serde(default)]
+    pub storage: BTreeMap<StorePrefix, StoreOptions>,
 }
 
 /// `[pipeline]`.
