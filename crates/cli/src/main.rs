@@ -253,8 +253,6 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                     message: format!("`{lock_timeout}` is not a number of seconds: {e}"),
                 })?;
             let pipeline = load(&pipeline)?;
-            // An interrupted commit is repaired before anything reads the outputs.
-            pipeline.repair().await?;
             let cancel = CancelToken::new();
             stop_on_ctrl_c(&cancel);
             let options = RunOptions {

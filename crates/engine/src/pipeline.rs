@@ -152,6 +152,12 @@ impl Pipeline {
         let (ctx, sources) = self.session().await?;
         let outputs = Outputs::new(&ctx, &self.output_dir, &self.spec_file())?;
         outputs.probe().await?;
+        // A run repairs what an interrupted run left before anything reads the outputs (in an
+        // object store a commit is not one rename), and only under the lock: a staging area
+        // can belong to a run still going on.
+        if lock.is_some() {
+            outputs.repair(&ctx).await?;
+        }
         let registry = self.registry(&ctx, &options.params)?;
         let selectors = selectors(&registry, &options.select)?;
         let last_run = store.latest_run()?;
@@ -176,18 +182,6 @@ impl Pipeline {
         planned.lock = lock;
         planned.last_run_id = last_run_id;
         Ok(planned)
-    }
-
-    /// Repairs what an interrupted run left in the output directory: a previous output moved
-    /// aside by a commit that did not finish is restored, and every other staging leftover
-    /// removed. A run does it before it plans (`dfpipe run` calls this first), so that the
-    /// readers of an output in an object store, where a commit is not one rename, are
-    /// planned over a whole output; [`Planned::run`] does it again, a no-op then.
-    pub async fn repair(&self) -> Result<()> {
-        let ctx = self.spec.profile.session(&self.spec_file())?;
-        self.register_stores(&ctx)?;
-        let outputs = Outputs::new(&ctx, &self.output_dir, &self.spec_file())?;
-        outputs.repair(&ctx).await
     }
 
     /// Checks every contract: on sources, and on views as their readers see them (the

@@ -86,12 +86,15 @@ impl Planned {
     /// without waiting, refusing a plan that another run has made stale. Each commit is
     /// recorded as it happens, so a run killed midway has its committed views skip next time.
     pub async fn run(mut self, progress: Arc<dyn Fn(Event) + Send + Sync>) -> Result<RunReport> {
-        let _lock = match self.lock.take() {
-            Some(lock) => lock,
-            None => self.lock_unplanned().await?,
+        // Planning under the lock repaired the outputs already.
+        let _lock = if let Some(lock) = self.lock.take() {
+            lock
+        } else {
+            let lock = self.lock_unplanned().await?;
+            self.outputs.repair(self.context()).await?;
+            lock
         };
         self.outputs.create()?;
-        self.outputs.repair(self.context()).await?;
         progress(Event::Started { total: self.views.iter().filter(|v| v.decision.will_run).count() });
         let started = Instant::now();
         let journal = Journal {
