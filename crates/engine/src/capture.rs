@@ -4,9 +4,9 @@
 
 use datafusion::prelude::SessionContext;
 use dfpipe_artifacts::{ArtifactError, CaptureOptions, Captured, capture};
-use dfpipe_views::ViewRegistry;
+use dfpipe_views::{ViewRegistry, plan_alone};
 
-use crate::spec::Profile;
+use crate::spec::{Materialize, Profile};
 use crate::views::LogicalView;
 use crate::{EngineError, Result};
 
@@ -28,7 +28,13 @@ pub(crate) async fn capture_all(
                 validate_substrait: profile.validate_substrait,
                 explain_verbose: profile.explain_verbose || explain_verbose,
             };
-            let (name, plan, state) = (view.name.clone(), view.plan.clone(), ctx.state());
+            // A lazy view runs only inside its readers: planned alone, its plan stops at the
+            // lazy views it reads, which the readers plan.
+            let state = match view.spec.materialize {
+                Materialize::Lazy => plan_alone(&ctx.state()),
+                Materialize::Parquet => ctx.state(),
+            };
+            let (name, plan) = (view.name.clone(), view.plan.clone());
             tokio::spawn(async move { capture(&name, &plan, &state, options).await })
         })
         .collect();

@@ -18,6 +18,7 @@ mod profile;
 mod record;
 mod report;
 mod run;
+mod share;
 mod show;
 mod sources;
 mod spec;

@@ -17,6 +17,7 @@ use crate::decide::{Facts, costs, decide, is_selected, last_record};
 use crate::fingerprint::fingerprint_all;
 use crate::output::{Outputs, output_dir_text};
 use crate::planned::{Planned, PlannedView};
+use crate::share::{share_all, shared_views};
 use crate::spec::PipelineSpec;
 use crate::views::{LogicalView, plan_views};
 use crate::{EngineError, Result};
@@ -165,6 +166,7 @@ impl Pipeline {
         let environment = Environment::snapshot(&ctx).await?;
         // Plan each view once, in dependency order; capture; fingerprint.
         let logical = plan_views(&ctx, &registry, &self.spec, &outputs, &self.spec_file()).await?;
+        share_all(&ctx, &logical, &shared_views(&logical)).await?;
         let mut captured = capture_all(&ctx, &registry, &logical, &self.spec.profile, options.explain_verbose).await?;
         let fingerprints = fingerprint_all(&logical, &mut captured, &self.spec.profile, &environment, sources);
         dfpipe_contract::register(&ctx, &self.contracts_on_views()).await?;

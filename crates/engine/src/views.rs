@@ -26,6 +26,8 @@ pub(crate) struct LogicalView {
     pub(crate) plan: LogicalPlan,
     /// How it is written, when it is materialized.
     pub(crate) write: Option<WriteSpec>,
+    /// The relations it reads (views and sources), from its lineage.
+    pub(crate) depends_on: Vec<String>,
 }
 
 /// Plans every view of `registry` once, in dependency order, and registers each in `ctx`
@@ -58,12 +60,15 @@ pub(crate) async fn plan_views(
                 }
             };
             let plan = output.clone().into_unoptimized_plan();
-            planned.push(LogicalView { name: name.to_owned(), spec: view_spec, plan, write });
+            planned.push(LogicalView { name: name.to_owned(), spec: view_spec, plan, write, depends_on: Vec::new() });
             Ok::<_, EngineError>(output)
         })
         .await?;
     // A template's declared dependencies must be what its plan reads.
     registered.check_dependencies()?;
+    for (view, registered) in planned.iter_mut().zip(registered.views) {
+        view.depends_on = registered.depends_on;
+    }
     Ok(planned)
 }
 

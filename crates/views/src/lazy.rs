@@ -1,35 +1,78 @@
 //! `LazyView`: a view that readers scan by name, planned only when a reader is planned.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::plan_err;
 use datafusion::datasource::ViewTable;
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown, TableType};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::DataFrame;
+
+use crate::shared::{LazyViewExec, Shared};
 
 /// A view registered as a table provider. Unlike DataFusion's `ViewTable`, it does not
 /// offer its plan for inlining, so a reader's logical plan keeps a `TableScan` named after
 /// the view: lineage, Substrait and fingerprints see the view, not the tables below it.
-/// Scanning plans the view with the reader's projection and filters pushed into it.
+///
+/// How a reader's physical plan reads it:
+/// - by default, inline: scanning plans the view with the reader's projection and filters
+///   pushed into it;
+/// - once [`LazyView::share`]d, through a shared [`LazyViewExec`]: the view is computed once
+///   per run for all its readers, whatever the number of paths by which plans reach it;
+/// - under [`plan_alone`], as a [`LazyViewExec`] that never executes: the plan of a lazy
+///   view by itself stops at the lazy views it reads, which its readers plan.
 #[derive(Debug)]
 pub struct LazyView {
+    name: String,
     inner: ViewTable,
+    shared: OnceLock<Arc<Shared>>,
+}
+
+/// A session extension: with it, lazy views are planned alone (see [`plan_alone`]).
+#[derive(Debug)]
+struct PlanAlone;
+
+/// `state` for planning a lazy view by itself: the lazy views it reads (unless shared)
+/// become [`LazyViewExec`] leaves instead of being planned inline, so planning one view costs
+/// its own size, not that of everything below it.
+pub fn plan_alone(state: &SessionState) -> SessionState {
+    let mut state = state.clone();
+    state.config_mut().set_extension(Arc::new(PlanAlone));
+    state
 }
 
 impl LazyView {
-    /// Wraps a lazy `DataFrame`. Nothing is executed.
-    pub fn new(df: DataFrame) -> Self {
-        Self { inner: ViewTable::new(df.into_unoptimized_plan(), None) }
+    /// Wraps a lazy `DataFrame` as view `name`. Nothing is executed.
+    pub fn new(name: &str, df: DataFrame) -> Self {
+        Self { name: name.to_owned(), inner: ViewTable::new(df.into_unoptimized_plan(), None), shared: OnceLock::new() }
     }
 
     /// The view's logical plan.
     pub fn plan(&self) -> &LogicalPlan {
         self.inner.logical_plan()
+    }
+
+    /// From now on, readers' physical plans read the view through a shared [`LazyViewExec`],
+    /// computed once (columns `columns` of the view, by index) the first time any of them
+    /// executes; `readers` is how many plans read it, for its display and errors. With
+    /// `replan`, the view is planned again when it is computed, for it reads outputs that the
+    /// run may commit first. Call before any reader is optimized: a shared view takes no
+    /// pushed filters. A second call is an error.
+    pub async fn share(&self, state: &SessionState, columns: Vec<usize>, readers: usize, replan: bool) -> Result<()> {
+        let fields = self.plan().schema().columns();
+        let exprs: Vec<Expr> = columns.iter().map(|&i| Expr::Column(fields[i].clone())).collect();
+        let plan = LogicalPlanBuilder::from(self.plan().clone()).project(exprs)?.build()?;
+        let shared = Shared::plan(&self.name, plan, columns, readers, replan, state).await?;
+        if self.shared.set(Arc::new(shared)).is_err() {
+            return plan_err!("view `{}` is shared already", self.name);
+        }
+        Ok(())
     }
 }
 
@@ -52,6 +95,9 @@ impl TableProvider for LazyView {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        if self.shared.get().is_some() {
+            return Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()]);
+        }
         self.inner.supports_filters_pushdown(filters)
     }
 
@@ -62,6 +108,25 @@ impl TableProvider for LazyView {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.inner.scan(state, projection, filters, limit).await
+        let all: Vec<usize>;
+        let projection = if let Some(projection) = projection {
+            projection
+        } else {
+            all = (0..self.schema().fields().len()).collect();
+            &all
+        };
+        if let Some(shared) = self.shared.get() {
+            // A shared view takes no filters (see supports_filters_pushdown), and a limit on a
+            // scan is a hint the reader's own limit enforces.
+            if filters.is_empty()
+                && let Some(exec) = LazyViewExec::shared(Arc::clone(shared), projection)
+            {
+                return Ok(Arc::new(exec));
+            }
+        }
+        if state.config().get_extension::<PlanAlone>().is_some() {
+            return Ok(Arc::new(LazyViewExec::alone(&self.name, self.schema().project(projection)?, filters)));
+        }
+        self.inner.scan(state, Some(projection), filters, limit).await
     }
 }

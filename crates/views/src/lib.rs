@@ -6,21 +6,24 @@
 //! never spliced into SQL text: scalars through `param_values`, lists as relations
 //! ([`ListStrategy`]). A user's filter is parsed as an expression against the view's schema
 //! ([`filter`]). A [`ViewRegistry`] holds a pipeline's views and registers each lazily, as a
-//! [`LazyView`]; nothing here executes a plan.
+//! [`LazyView`]; nothing here executes a plan. A lazy view that many plans of a run read
+//! can be [shared](LazyView::share): computed once, by the first reader that executes.
 
 mod fragment;
 mod lazy;
 mod message;
 mod params;
 mod registry;
+mod shared;
 mod sql;
 mod template;
 
 pub use fragment::{filter, parse_filter};
-pub use lazy::LazyView;
+pub use lazy::{LazyView, plan_alone};
 pub use message::user_message;
 pub use params::{LIST_COLUMN, ListParam, ListStrategy, PARAM_TABLE, ParamType, ParamValue, register_param_table};
 pub use registry::{DependencyMismatch, Registered, RegisteredView, ViewRegistry, ViewSource};
+pub use shared::LazyViewExec;
 pub use sql::{SqlView, register_lazy};
 pub use template::{BoundParams, ParamSpec, ViewTemplate, build_template};
 

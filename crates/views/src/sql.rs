@@ -353,7 +353,7 @@ fn strip_location(message: &mut String) -> Option<(u64, u64)> {
 
 /// Registers `df` under `name` as a [`LazyView`]: readers plan it, nothing executes here.
 pub fn register_lazy(ctx: &SessionContext, name: &str, df: DataFrame) -> datafusion::error::Result<()> {
-    ctx.register_table(name, Arc::new(LazyView::new(df)))?;
+    ctx.register_table(name, Arc::new(LazyView::new(name, df)))?;
     Ok(())
 }
 
