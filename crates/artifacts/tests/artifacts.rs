@@ -236,6 +236,7 @@ async fn run_diffs_carry_upstream_changes_downstream() {
             status: RunStatus::Succeeded,
             views: vec![record("down", &down_fp), record("up", &up_fp)],
             environment: None,
+            workers: None,
         };
         store.put_run(&run).unwrap();
         runs.push(run);
@@ -492,6 +493,7 @@ async fn run_diffs_name_what_changed_in_the_environment_and_the_writes() {
             status: RunStatus::Succeeded,
             views: vec![view],
             environment: Some(store.put_environment(&environment).unwrap()),
+            workers: None,
         };
         store.put_run(&run).unwrap();
         runs.push(run);
