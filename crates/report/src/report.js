@@ -145,7 +145,10 @@
       (view.will_run ? 'would run now: ' : 'would not run now: ') + view.reason,
       last && last.duration_ms !== null ? ' · last took ' + ms(last.duration_ms) : '',
       last && last.rows !== null ? ' · ' + last.rows + ' rows' : ''));
-    if (last && last.reason && last.status !== 'succeeded') box.append(el('pre', { class: 'error' }, last.reason));
+    if (last && last.reason) {
+      const failed = last.status === 'failed' || last.status === 'upstream_failed';
+      box.append(failed ? el('pre', { class: 'error' }, last.reason) : el('div', { class: 'muted' }, 'last run: ' + last.reason));
+    }
     const tabs = [
       ['columns', 'Columns & lineage', () => columns(view)],
       ['explain', 'Explain (tree)', () => el('pre', {}, view.tree || '(no tree explain captured)')],
@@ -330,7 +333,14 @@
   const names = document.getElementById('names');
   for (const name of [...views.keys(), ...data.sources.map((s) => s.name)].sort()) names.append(el('option', { value: name }));
   search.addEventListener('change', () => { if (nodes.has(search.value)) select(search.value); });
-  const first = data.views.find((v) => v.last && v.last.status === 'failed') || data.views[data.views.length - 1];
-  if (first) select(first.name);
+  // First shown: a failed view, else the end of the last run's critical path, else the last view.
+  const path = (data.schedule.actual || data.schedule.predicted).critical_path;
+  const first = data.views.find((v) => v.last && v.last.status === 'failed') ||
+    views.get(path[path.length - 1]) || data.views[data.views.length - 1];
+  if (first) {
+    select(first.name);
+    const row = detail().querySelector('tr.pick');
+    if (row) row.dispatchEvent(new MouseEvent('click'));
+  }
   document.body.dataset.rendered = errors.length ? 'with-errors' : 'ok';
 })();
