@@ -158,8 +158,8 @@ const DAGRE: &str = include_str!("../vendor/dagre/dagre.min.js");
 const BODY: &str = r#"<div id="errors"></div>
 <main>
 <section id="dag-section"><h2>Views and sources</h2>
-<div class="toolbar"><input id="search" list="names" placeholder="find a view or source"><datalist id="names"></datalist></div>
-<div class="scroll"><svg id="dag-svg" role="img" aria-label="the DAG of views and sources"></svg></div></section>
+<div class="toolbar"><input id="search" list="names" placeholder="find a view or source"><datalist id="names"></datalist><button id="fit" type="button">fit to width</button></div>
+<div class="scroll" id="dag-scroll"><svg id="dag-svg" role="img" aria-label="the DAG of views and sources"></svg></div></section>
 <section id="detail"></section>
 <section id="gantt-section"><h2>Schedule</h2><div class="scroll"><svg id="gantt-svg" role="img" aria-label="the Gantt chart of the last run and the predicted schedule"></svg></div></section>
 </main>

@@ -108,6 +108,8 @@
       const tip = view ? name + ': ' + statusOf(view) + (view.last && view.last.reason ? ' (' + view.last.reason + ')' : '') : name + ' (source)';
       group.append(sv('title', {}, tip));
       group.addEventListener('click', () => select(name));
+      group.dataset.x = n.x;
+      group.dataset.y = n.y;
       nodeLayer.append(group);
       nodes.set(name, group);
     }
@@ -116,6 +118,25 @@
     marker.append(sv('path', { d: 'M0,0 L8,4 L0,8 z', fill: '#8c96a3' }));
     defs.append(marker);
     svg.prepend(defs);
+  }
+
+  /// Scrolls the DAG so that `name`'s node is in sight, unless the whole DAG fits.
+  function reveal(name) {
+    const group = nodes.get(name);
+    const box = document.getElementById('dag-scroll');
+    if (!group || fitted) return;
+    box.scrollLeft = Number(group.dataset.x) - box.clientWidth / 2;
+    box.scrollTop = Number(group.dataset.y) - box.clientHeight / 2;
+  }
+
+  /// Toggles between the DAG at its natural size (scrolling) and scaled to the panel's width.
+  let fitted = false;
+  function fit() {
+    const svg = document.getElementById('dag-svg');
+    fitted = !fitted;
+    svg.style.width = fitted ? '100%' : '';
+    svg.style.height = fitted ? 'auto' : '';
+    document.getElementById('fit').textContent = fitted ? 'natural size' : 'fit to width';
   }
 
   function light(names, selected) {
@@ -134,6 +155,7 @@
     const box = detail();
     box.replaceChildren();
     const view = views.get(name);
+    reveal(name);
     if (!view) return selectSource(name, box);
     const neighbours = new Set([name, ...view.lineage.depends_on]);
     for (const other of data.views) if (other.lineage.depends_on.includes(name)) neighbours.add(other.name);
@@ -333,6 +355,7 @@
   const names = document.getElementById('names');
   for (const name of [...views.keys(), ...data.sources.map((s) => s.name)].sort()) names.append(el('option', { value: name }));
   search.addEventListener('change', () => { if (nodes.has(search.value)) select(search.value); });
+  document.getElementById('fit').addEventListener('click', fit);
   // First shown: a failed view, else the end of the last run's critical path, else the last view.
   const path = (data.schedule.actual || data.schedule.predicted).critical_path;
   const first = data.views.find((v) => v.last && v.last.status === 'failed') ||
