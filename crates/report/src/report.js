@@ -303,7 +303,7 @@
     panels.push(['Predicted (cost model)', data.schedule.predicted, true]);
     const horizon = Math.max(1, ...panels.map(([, t]) => Math.max(t.makespan_ms, t.lower_bound_ms,
       ...t.bars.map((b) => b.end_ms))));
-    const left = 70, width = Math.max(600, document.getElementById('gantt-section').clientWidth - left - 40);
+    const left = 70, width = Math.max(600, document.getElementById('gantt-section').clientWidth - left - 50);
     const lane = 20, x = (t) => left + (t / horizon) * width;
     let y = 4;
     for (const [title, timeline, predicted] of panels) {
