@@ -25,9 +25,20 @@ impl Pipeline {
     /// run, and the last run's Gantt chart beside the predicted schedule. Plans every view
     /// (with `options`' parameters and workers) and checks the contracts; runs no view.
     pub async fn html_report(&self, options: &RunOptions) -> Result<String> {
+        let started = std::time::Instant::now();
         let planned = self.plan(options).await?;
+        let planned_ms = started.elapsed().as_millis();
         let report = self.report_data(&planned).await?;
-        render(&report).map_err(|e| EngineError::Internal(format!("cannot encode the report's data: {e}")))
+        let gathered_ms = started.elapsed().as_millis();
+        let page = render(&report).map_err(|e| EngineError::Internal(format!("cannot encode the report's data: {e}")))?;
+        tracing::info!(
+            planned_ms,
+            checked_and_read_ms = gathered_ms - planned_ms,
+            rendered_ms = started.elapsed().as_millis() - gathered_ms,
+            bytes = page.len(),
+            "report written"
+        );
+        Ok(page)
     }
 
     async fn report_data(&self, planned: &Planned) -> Result<Report> {
