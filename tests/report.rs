@@ -4,6 +4,7 @@
 //! console messages), draw every view in its DAG, and draw its Gantt chart; a screenshot of
 //! each is kept under `target/report/` (a CI artefact).
 
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use dfpipe_tests::Demo;
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// How long one page may take to load before the browser is stopped.
-const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
+const LOAD_TIMEOUT: Duration = Duration::from_mins(2);
 
 /// What the browser saw of a page.
 struct Loaded {
@@ -260,7 +261,7 @@ async fn a_hundred_views_are_laid_out_without_overlaps() {
             _ => format!("select a, b + 1 as b from {}", names[(i - 1) / 2]),
         };
         std::fs::write(dir.path().join("views").join(format!("{name}.sql")), sql).unwrap();
-        spec.push_str(&format!("\n[views.{name}]\nmaterialize = \"parquet\"\n"));
+        writeln!(spec, "\n[views.{name}]\nmaterialize = \"parquet\"").unwrap();
     }
     std::fs::write(dir.path().join("dfpipe.toml"), spec).unwrap();
     let pipeline = Pipeline::load(dir.path()).unwrap();

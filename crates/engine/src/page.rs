@@ -30,7 +30,8 @@ impl Pipeline {
         let planned_ms = started.elapsed().as_millis();
         let report = self.report_data(&planned).await?;
         let gathered_ms = started.elapsed().as_millis();
-        let page = render(&report).map_err(|e| EngineError::Internal(format!("cannot encode the report's data: {e}")))?;
+        let page =
+            render(&report).map_err(|e| EngineError::Internal(format!("cannot encode the report's data: {e}")))?;
         tracing::info!(
             planned_ms,
             checked_and_read_ms = gathered_ms - planned_ms,
