@@ -37,7 +37,7 @@ fn report() -> Report {
         deep: lineage.clone(),
         lineage,
         tree: "DataSourceExec".to_owned(),
-        sql: Some(format!("select o_orderkey from orders -- {HOSTILE}")),
+        sql: Some(["select o_orderkey from orders -- ", HOSTILE].concat()),
         write: Some(LastWrite {
             run_id: "1".to_owned(),
             report: WriteReport { target: "s3://shop-data/out/big_orders/".to_owned(), ..WriteReport::default() },
