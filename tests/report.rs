@@ -104,6 +104,13 @@ fn tail(log: &str) -> String {
     log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
+/// The JSON document a page embeds, parsed back.
+fn embedded_data(page: &str) -> serde_json::Value {
+    let open = "<script type=\"application/json\" id=\"dfpipe-data\">";
+    let start = page.find(open).expect("the data element") + open.len();
+    serde_json::from_str(&page[start..start + page[start..].find("</script>").unwrap()]).unwrap()
+}
+
 /// The text of every `<text>` element inside the SVG element with `id`.
 fn svg_texts(dom: &str, id: &str) -> Vec<String> {
     let start = dom.find(&format!("<svg id=\"{id}\"")).unwrap_or_else(|| panic!("no svg#{id} in the DOM"));
@@ -230,7 +237,30 @@ async fn the_report_of_a_run_with_a_template_and_a_failing_view_loads_in_chromiu
     let ran = report.views.iter().filter(|v| v.duration_ms.is_some()).count();
 
     let page = demo.path().join("report.html");
-    std::fs::write(&page, pipeline.html_report(&options).await.unwrap()).unwrap();
+    let html = pipeline.html_report(&options).await.unwrap();
+    std::fs::write(&page, &html).unwrap();
+    // The run recorded when and where each view ran: every view that ran (the failed one
+    // too) is a bar on one of the 2 slots, and a slot runs one view at a time.
+    let data = embedded_data(&html);
+    let actual = &data["schedule"]["actual"];
+    assert_eq!(actual["workers"], 2);
+    let bars = actual["bars"].as_array().unwrap();
+    let mut ran_names: Vec<&str> =
+        report.views.iter().filter(|v| v.duration_ms.is_some()).map(|v| v.name.as_str()).collect();
+    let mut bar_names: Vec<&str> = bars.iter().map(|b| b["view"].as_str().unwrap()).collect();
+    ran_names.sort_unstable();
+    bar_names.sort_unstable();
+    assert_eq!(bar_names, ran_names);
+    let span = |b: &serde_json::Value| {
+        (b["worker"].as_u64().unwrap(), b["start_ms"].as_u64().unwrap(), b["end_ms"].as_u64().unwrap())
+    };
+    for (i, a) in bars.iter().map(span).enumerate() {
+        assert!(a.0 < 2, "{a:?}");
+        for b in bars[i + 1..].iter().map(span).filter(|b| b.0 == a.0) {
+            assert!(a.2 <= b.1 || b.2 <= a.1, "two views at once on slot {}: {a:?} {b:?}", a.0);
+        }
+    }
+    assert!(bars.iter().any(|b| b["view"] == "bad" && b["status"] == "failed"), "{bars:?}");
     let planned = pipeline.plan(&options).await.unwrap();
     let views = planned.view_names();
     assert!(views.contains(&"big_orders_rs") && views.contains(&"bad"), "{views:?}");

@@ -393,6 +393,8 @@ fn a_version_2_store_is_read_and_migrated() {
     );
     assert_eq!(run.environment, None, "version 2 stored no environment");
     assert!(run.views.iter().all(|v| v.write.is_none()), "version 2 kept no write reports");
+    let timed = run.workers.is_some() || run.views.iter().any(|v| v.started_ms.is_some() || v.worker.is_some());
+    assert!(!timed, "older runs recorded no start times or worker slots");
     assert_eq!(run.views[1].reason.as_deref(), Some(dfpipe_artifacts::UNCHANGED));
     let bundle = store.bundle(&run.views[0].fingerprint).unwrap().expect("the fixture has v's bundle");
     assert_eq!(bundle.view, "v");
