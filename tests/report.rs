@@ -28,9 +28,9 @@ struct Loaded {
     console: Vec<String>,
 }
 
-/// Runs headless Chromium on `page` with `args`, in a fresh profile; returns its stdout and
-/// stderr.
-fn chromium(page: &Path, args: &[&str]) -> (String, String) {
+/// Runs headless Chromium on `page` (and `fragment`, its address's `#...`) with `args`, in a
+/// fresh profile; returns its stdout and stderr.
+fn chromium(page: &Path, fragment: &str, args: &[&str]) -> (String, String) {
     assert!(
         Path::new(CHROMIUM).exists(),
         "the report's browser tests need Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` \
@@ -52,7 +52,7 @@ fn chromium(page: &Path, args: &[&str]) -> (String, String) {
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
-        .arg(format!("file://{}", page.display()))
+        .arg(format!("file://{}{fragment}", page.display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -79,7 +79,12 @@ fn chromium(page: &Path, args: &[&str]) -> (String, String) {
 
 /// Loads `page` and returns its DOM and console.
 fn load(page: &Path) -> Loaded {
-    let (dom, log) = chromium(page, &["--dump-dom"]);
+    load_at(page, "")
+}
+
+/// Loads `page` at `fragment` (`#view=q06&tab=diff`) and returns its DOM and console.
+fn load_at(page: &Path, fragment: &str) -> Loaded {
+    let (dom, log) = chromium(page, fragment, &["--dump-dom"]);
     assert!(dom.contains("</html>"), "chromium printed no DOM for {}; its log ends: {}", page.display(), tail(&log));
     let console = log.lines().filter(|l| l.contains(":CONSOLE")).map(str::to_owned).collect();
     Loaded { dom, console }
@@ -93,7 +98,7 @@ fn screenshot(page: &Path, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let png = dir.join(format!("{name}.png"));
     let _ = std::fs::remove_file(&png);
-    let (_, log) = chromium(page, &[&format!("--screenshot={}", png.display()), "--window-size=1400,1100"]);
+    let (_, log) = chromium(page, "", &[&format!("--screenshot={}", png.display()), "--window-size=1400,1100"]);
     let bytes =
         std::fs::read(&png).unwrap_or_else(|e| panic!("no screenshot at {} ({e}): {}", png.display(), tail(&log)));
     assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{} is not a screenshot", png.display());
@@ -189,6 +194,23 @@ async fn the_report_of_a_demo_run_loads_in_chromium_with_every_view_drawn() {
     assert!(loaded.dom.contains("<span class=\"badge transform\">transform</span>lineitem.l_extendedprice"));
     assert!(loaded.dom.contains("\"change\":\"changed\""), "q06's diff is not in the page");
     screenshot(&page, "demo");
+
+    // Every tab draws without a console message, for a view and for a source.
+    for (fragment, shows) in [
+        ("#view=q06&tab=explain", "DataSourceExec"),
+        ("#view=q06&tab=write", "Format options"),
+        ("#view=q06&tab=contracts", "no contract declared"),
+        ("#view=q06&tab=diff", "<h3>Plan</h3>"),
+        ("#view=q06&tab=sql", "l_discount between 0.07 - 0.01"),
+        ("#view=lineitem", "primary_key"),
+        ("#view=stg_orders&tab=write", "a lazy view is never written"),
+    ] {
+        let loaded = load_at(&page, fragment);
+        assert!(loaded.console.is_empty(), "{fragment}: {:#?}", loaded.console);
+        let detail = &loaded.dom[loaded.dom.find("<section id=\"detail\">").unwrap()..];
+        let detail = &detail[..detail.find("</section>").unwrap()];
+        assert!(detail.contains(shows), "{fragment} does not show `{shows}`: {detail:.2000}");
+    }
 }
 
 /// A Rust template over the demo's `stg_orders`.

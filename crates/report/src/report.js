@@ -356,9 +356,13 @@
   for (const name of [...views.keys(), ...data.sources.map((s) => s.name)].sort()) names.append(el('option', { value: name }));
   search.addEventListener('change', () => { if (nodes.has(search.value)) select(search.value); });
   document.getElementById('fit').addEventListener('click', fit);
-  // First shown: a failed view, else the end of the last run's critical path, else the last view.
+  // First shown: the view and tab the address names (`report.html#view=q06&tab=diff`), else a
+  // failed view, else the end of the last run's critical path, else the last view.
+  const asked = new URLSearchParams(window.location.hash.slice(1));
+  if (['columns', 'explain', 'write', 'contracts', 'diff', 'sql'].includes(asked.get('tab'))) chosenTab = asked.get('tab');
   const path = (data.schedule.actual || data.schedule.predicted).critical_path;
-  const first = data.views.find((v) => v.last && v.last.status === 'failed') ||
+  const first = (nodes.has(asked.get('view')) && { name: asked.get('view') }) ||
+    data.views.find((v) => v.last && v.last.status === 'failed') ||
     views.get(path[path.length - 1]) || data.views[data.views.length - 1];
   if (first) {
     select(first.name);
