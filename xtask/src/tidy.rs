@@ -112,7 +112,11 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
             "dfpipe-writer",
             "dfpipe-artifacts",
             "dfpipe-storage",
+            "dfpipe-report",
         ],
+        // The HTML report renders the records of the crates below it; only the engine
+        // composes it.
+        "dfpipe-report" => &["dfpipe-artifacts", "dfpipe-contract", "dfpipe-plan-walk", "dfpipe-writer"],
         "dfpipe" => &["dfpipe-engine", "dfpipe-demo"],
         _ => return None,
     })

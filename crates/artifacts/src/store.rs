@@ -30,7 +30,9 @@
 //!   files, rows, bytes, options, and the full report). Statuses are typed ([`RunStatus`],
 //!   [`ViewStatus`]) with the same encoding as the strings of version 2. Bundles add the
 //!   physical optimizer's rule deltas (`physical_verbose`). A version 2 file decodes as
-//!   version 3 with the new fields empty.
+//!   version 3 with the new fields empty. Later additions within version 3, absent from
+//!   older files of that version and read as `None`: a run's `workers`, a view record's
+//!   `started_ms` and `worker` (when and where it ran, for the report's Gantt chart).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -58,6 +60,9 @@ pub struct RunRecord {
     /// The environment the run planned in, as stored by [`Store::put_environment`].
     #[serde(default)]
     pub environment: Option<Fingerprint>,
+    /// How many views it ran at once, at most. `None` in records of older dfpipes.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 /// How a run ended.
@@ -159,6 +164,13 @@ pub struct ViewRecord {
     pub rows: Option<u64>,
     /// Wall time in milliseconds, for a view that ran.
     pub duration_ms: Option<u64>,
+    /// When it started, in milliseconds from the start of the run's execution, for a view
+    /// that ran. `None` in records of older dfpipes.
+    #[serde(default)]
+    pub started_ms: Option<u64>,
+    /// The worker slot it ran in (`0` to `workers - 1`), for a view that ran.
+    #[serde(default)]
+    pub worker: Option<usize>,
     /// The cost to schedule the view by next time: its last measured wall time in
     /// milliseconds, carried over by runs that skip it.
     #[serde(default)]
@@ -506,6 +518,7 @@ mod tests {
                 ..ViewRecord::default()
             }],
             environment: None,
+            workers: None,
         }
     }
 

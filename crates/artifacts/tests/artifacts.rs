@@ -236,6 +236,7 @@ async fn run_diffs_carry_upstream_changes_downstream() {
             status: RunStatus::Succeeded,
             views: vec![record("down", &down_fp), record("up", &up_fp)],
             environment: None,
+            workers: None,
         };
         store.put_run(&run).unwrap();
         runs.push(run);
@@ -392,6 +393,8 @@ fn a_version_2_store_is_read_and_migrated() {
     );
     assert_eq!(run.environment, None, "version 2 stored no environment");
     assert!(run.views.iter().all(|v| v.write.is_none()), "version 2 kept no write reports");
+    let timed = run.workers.is_some() || run.views.iter().any(|v| v.started_ms.is_some() || v.worker.is_some());
+    assert!(!timed, "older runs recorded no start times or worker slots");
     assert_eq!(run.views[1].reason.as_deref(), Some(dfpipe_artifacts::UNCHANGED));
     let bundle = store.bundle(&run.views[0].fingerprint).unwrap().expect("the fixture has v's bundle");
     assert_eq!(bundle.view, "v");
@@ -492,6 +495,7 @@ async fn run_diffs_name_what_changed_in_the_environment_and_the_writes() {
             status: RunStatus::Succeeded,
             views: vec![view],
             environment: Some(store.put_environment(&environment).unwrap()),
+            workers: None,
         };
         store.put_run(&run).unwrap();
         runs.push(run);

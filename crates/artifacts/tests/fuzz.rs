@@ -73,11 +73,14 @@ fn seeds() -> Vec<(Kind, Vec<u8>)> {
             reason: Some("why".to_owned()),
             rows: Some(4),
             duration_ms: Some(3),
+            started_ms: Some(1),
+            worker: Some(0),
             cost_ms: Some(3),
             metrics: BTreeMap::from([("bytes".to_owned(), 10)]),
             write: Some(write.with_report(&BTreeMap::from([("a", 1)])).unwrap()),
         }],
         environment: Some(Fingerprint(FINGERPRINT.to_owned())),
+        workers: Some(2),
     };
     seeds.push((Kind::Run, std::fs::read(store.put_run(&run).unwrap()).unwrap()));
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -144,6 +144,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = show::ShowFormat::Table)]
         format: show::ShowFormat,
     },
+    /// Write one self-contained HTML page of the pipeline: the DAG coloured by each view's
+    /// last status, columns and lineage down to the sources, the last run's Gantt chart
+    /// beside the predicted schedule, and per view its tree explain, last write, contract
+    /// results and diff against the previous run. Plans and checks contracts; runs no view.
+    /// The page fetches nothing when opened.
+    Report {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Where to write the page (default: `<DIR>/.dfpipe/report.html`, beside the store).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// How many workers the predicted schedule uses before any run.
+        #[arg(long, value_name = "N", default_value_t = default_workers())]
+        workers: usize,
+    },
     /// Generate data sets.
     Gen {
         #[command(subcommand)]
@@ -381,6 +396,15 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, params, ..RunOptions::default() }).await?;
             show::show(&planned, &view, limit, format).await
         }
+        Command::Report { pipeline, out, workers } => {
+            let params = pipeline.params.clone();
+            let pipeline = load(&pipeline)?;
+            let page = pipeline.html_report(&RunOptions { workers, params, ..RunOptions::default() }).await?;
+            let out = out.unwrap_or_else(|| pipeline.dir().join(".dfpipe").join("report.html"));
+            write_report(&out, &page)?;
+            output::say!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Gen { what: GenCommand::Tpch { scale_factor, out } } => {
             let rows = dfpipe_demo::generate(scale_factor, &out, default_workers()).map_err(demo_error)?;
             for (table, n) in rows {
@@ -414,6 +438,28 @@ fn demo_error(error: DemoError) -> EngineError {
         }
         DemoError::Io { action, path, source } => EngineError::Io { action, path, source },
     }
+}
+
+/// Writes the report page to `out`, creating its directory; a failure names the file.
+fn write_report(out: &std::path::Path, page: &str) -> Result<(), EngineError> {
+    if out.is_dir() {
+        return Err(EngineError::Usage {
+            flag: "--out".to_owned(),
+            message: format!(
+                "{} is a directory; give the file to write, like {}",
+                out.display(),
+                out.join("report.html").display()
+            ),
+        });
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| EngineError::Io {
+            action: "cannot create",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    std::fs::write(out, page).map_err(|source| EngineError::Io { action: "cannot write", path: out.to_owned(), source })
 }
 
 fn progress_bar(json: bool) -> Option<ProgressBar> {

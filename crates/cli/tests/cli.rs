@@ -98,7 +98,7 @@ fn help_describes_every_flag() {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     let help = String::from_utf8(dfpipe(&["--help"]).stdout).unwrap();
-    for command in ["run", "plan", "lineage", "explain", "check", "show", "gen"] {
+    for command in ["run", "plan", "lineage", "explain", "check", "show", "report", "gen"] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
 }
@@ -198,6 +198,52 @@ fn explain_and_diff_through_the_binary() {
     assert_eq!(q06["ingredients"], serde_json::json!(["plan"]));
     let text = String::from_utf8(dfpipe(&["diff", path]).stdout).unwrap();
     assert!(text.contains("q06") && text.contains("breaking"), "{text}");
+}
+
+#[test]
+fn report_writes_one_page_where_asked_and_names_a_bad_out() {
+    let dir = tempfile::tempdir().unwrap();
+    pipeline(dir.path());
+    let path = dir.path().to_str().unwrap();
+    // Before any run: the page of the plan, beside the store by default.
+    let out = dfpipe(&["report", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let default = dir.path().join(".dfpipe").join("report.html");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), default.to_str().unwrap());
+    let page = std::fs::read_to_string(&default).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("\"run\":null"), "{page:.300}");
+
+    let run = json(&dfpipe(&["run", path, "--json"]));
+    let chosen = dir.path().join("site").join("pipeline.html");
+    let out = dfpipe(&["report", path, "--out", chosen.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let page = std::fs::read_to_string(&chosen).unwrap();
+    assert!(
+        page.contains(&format!("\"run_id\":\"{}\"", run["run_id"].as_str().unwrap())),
+        "the run is not in the page"
+    );
+
+    // A directory is not a file to write: a usage error naming the flag.
+    let out = dfpipe(&["report", path, "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--out") && stderr.contains("is a directory"), "{stderr}");
+    // A place that cannot be written: an environment failure naming the path.
+    let under_a_file = chosen.join("report.html");
+    let out = dfpipe(&["report", path, "--out", under_a_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot create") && stderr.contains("pipeline.html"), "{stderr}");
+
+    // Without DIR, the built-in demo's page, laid out in DFPIPE_DEMO_DIR.
+    let demo = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
+        .args(["report", "--scale-factor", "0.001"])
+        .env("DFPIPE_DEMO_DIR", demo.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(demo.path().join("sf-0.001").join(".dfpipe").join("report.html").is_file());
 }
 
 /// Every file under `dir` with its size and modification time; empty when `dir` is missing.

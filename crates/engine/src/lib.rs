@@ -5,6 +5,7 @@
 //! decides what runs, and predicts the schedule (scheduler). [`Planned::run`] executes what
 //! must run through the writer, and records the bundles and the run in the store.
 //! [`Planned::stream`] streams one view's rows instead, writing and recording nothing.
+//! [`Pipeline::html_report`] draws the plan and the store as one HTML page (report).
 
 mod capture;
 mod dag;
@@ -12,6 +13,7 @@ mod decide;
 mod fingerprint;
 mod history;
 mod output;
+mod page;
 mod pipeline;
 mod planned;
 mod profile;

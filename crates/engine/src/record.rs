@@ -8,7 +8,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use dfpipe_artifacts::{
     AnalyzeLevel, PlanBundle, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord, collect_metrics,
 };
-use dfpipe_scheduler::TaskOutcome;
+use dfpipe_scheduler::{TaskOutcome, TaskTiming};
 
 use crate::Result;
 use crate::decide::{BYTES, ELAPSED_COMPUTE_US, PARTITIONS, REPARTITIONS, ROWS};
@@ -52,6 +52,7 @@ impl Planned {
     pub(crate) fn record(
         &self,
         outcomes: Vec<TaskOutcome<Option<Executed>, Halt>>,
+        timings: &[Option<TaskTiming>],
         wall: Duration,
         journal: Journal,
     ) -> Result<RunReport> {
@@ -68,7 +69,7 @@ impl Planned {
         for (id, (view, outcome)) in self.views.iter().zip(outcomes).enumerate() {
             let outcome = self.outcome(view, outcome, &cancelled);
             interrupted |= outcome.interrupted;
-            let record = match (committed[id].take(), outcome.duration) {
+            let mut record = match (committed[id].take(), outcome.duration) {
                 (Some(mut record), Some(duration)) if outcome.executed.is_some() => {
                     record.duration_ms = Some(duration.as_millis() as u64);
                     record.cost_ms = record.duration_ms;
@@ -78,6 +79,11 @@ impl Planned {
             };
             if outcome.executed.is_some() {
                 measured[id] = record.duration_ms.unwrap_or_default();
+            }
+            // When and where it ran, for a view that executed (and succeeded or failed).
+            if let (Some(timing), Some(_)) = (timings[id], outcome.duration) {
+                record.started_ms = Some(timing.start.as_millis() as u64);
+                record.worker = Some(timing.worker);
             }
             views.push(ViewRunReport {
                 name: view.name.clone(),
@@ -93,7 +99,8 @@ impl Planned {
         // A run stopped before it did what it was asked fails; its views run next time.
         let failed = interrupted || views.iter().any(|v| v.status.is_failure());
         let status = if failed { RunStatus::Failed } else { RunStatus::Succeeded };
-        self.store.put_run(&RunRecord { run_id: run_id.clone(), status, views: records, environment })?;
+        let workers = Some(self.workers);
+        self.store.put_run(&RunRecord { run_id: run_id.clone(), status, views: records, environment, workers })?;
 
         // The schedule as it ran: measured durations, the wall time as the makespan.
         let actual = self.graph.schedule(&measured, self.workers)?;
@@ -221,6 +228,7 @@ impl Planned {
                 status: RunStatus::Failed,
                 views,
                 environment: journal.environment.clone(),
+                workers: Some(self.workers),
             };
             self.store.put_run(&run)?;
             Ok(self.store.put_bundle(&view.fingerprint, &bundle)?)
@@ -243,6 +251,8 @@ fn carried(view: &PlannedView, status: ViewStatus, reason: Option<String>, durat
         reason,
         rows: None,
         duration_ms: duration.map(|d| d.as_millis() as u64),
+        started_ms: None,
+        worker: None,
         // Only a successful run measures the cost; other runs keep the last measurement.
         cost_ms: view.last.as_ref().and_then(|l| l.cost_ms),
         metrics: view.last.as_ref().map(|l| l.metrics.clone()).unwrap_or_default(),

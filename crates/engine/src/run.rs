@@ -129,7 +129,7 @@ impl Planned {
                 }
             })
             .await?;
-        self.record(report.outcomes, started.elapsed(), journal)
+        self.record(report.outcomes, &report.timings, started.elapsed(), journal)
     }
 
     /// The run lock, for a plan made without it: taken without waiting, and refused when

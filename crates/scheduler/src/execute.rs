@@ -46,6 +46,9 @@ pub struct TaskTiming {
     pub start: Duration,
     /// From the start of the task to its end.
     pub duration: Duration,
+    /// The worker slot it ran in, from `0` to `workers - 1`: a slot runs one task at a time,
+    /// and a task takes the lowest free slot when it starts.
+    pub worker: usize,
 }
 
 /// The outcome of every task, indexed by [`TaskId`].
@@ -155,6 +158,7 @@ impl<T> TaskGraph<T> {
             (0..n).filter(|&id| waiting_on[id] == 0).map(|id| (level[id], Reverse(id))).collect();
         let mut learned = Learned::new(n);
         let mut running = FuturesUnordered::new();
+        let mut free: BinaryHeap<Reverse<usize>> = (0..options.workers).map(Reverse).collect();
         let mut stopped = false;
         let cancelled = || options.cancel.as_ref().is_some_and(CancelToken::is_cancelled);
         let run_start = Instant::now();
@@ -169,16 +173,19 @@ impl<T> TaskGraph<T> {
                     break;
                 }
                 let Some((_, Reverse(id))) = ready.pop() else { break };
+                // Fewer than `workers` tasks run, so a slot is free.
+                let Some(Reverse(worker)) = free.pop() else { break };
                 started.push(id);
                 let start = run_start.elapsed();
                 let future = run(id, self.payload(id));
                 running.push(async move {
                     let result = future.await;
-                    (id, result, start, run_start.elapsed().saturating_sub(start))
+                    (id, result, start, run_start.elapsed().saturating_sub(start), worker)
                 });
             }
-            let Some((id, result, start, duration)) = running.next().await else { break };
-            timings[id] = Some(TaskTiming { start, duration });
+            let Some((id, result, start, duration, worker)) = running.next().await else { break };
+            free.push(Reverse(worker));
+            timings[id] = Some(TaskTiming { start, duration, worker });
             match result {
                 Ok(value) => {
                     outcomes[id] = Some(TaskOutcome::Succeeded { value, duration });
@@ -474,6 +481,30 @@ mod tests {
         // a -> b -> c: each starts after the one before it ended.
         for (x, y) in [(0, 1), (1, 2), (0, 3)] {
             assert!(timing(y).start >= timing(x).start + timing(x).duration);
+        }
+    }
+
+    #[tokio::test]
+    async fn each_task_runs_in_a_worker_slot_of_its_own_while_it_runs() {
+        for workers in 1..4 {
+            let g = graph();
+            let report = g
+                .execute(&[1; 5], workers, false, |_, _| async {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    Ok::<_, ()>(())
+                })
+                .await
+                .unwrap();
+            let timings: Vec<TaskTiming> = report.timings.iter().map(|t| t.unwrap()).collect();
+            assert!(timings.iter().all(|t| t.worker < workers), "{timings:?}");
+            // Two tasks in one slot never overlap.
+            for (i, a) in timings.iter().enumerate() {
+                for b in &timings[i + 1..] {
+                    if a.worker == b.worker {
+                        assert!(a.start + a.duration <= b.start || b.start + b.duration <= a.start, "{a:?} {b:?}");
+                    }
+                }
+            }
         }
     }
 
