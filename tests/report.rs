@@ -197,7 +197,7 @@ async fn the_report_of_a_demo_run_loads_in_chromium_with_every_view_drawn() {
 
     // Every tab draws without a console message, for a view and for a source.
     for (fragment, shows) in [
-        ("#view=q06&tab=explain", "DataSourceExec"),
+        ("#view=q06&tab=explain", "LazyViewExec"),
         ("#view=q06&tab=write", "Format options"),
         ("#view=q06&tab=contracts", "no contract declared"),
         ("#view=q06&tab=diff", "<h3>Plan</h3>"),
