@@ -1,5 +1,7 @@
 //! Stage "DAG": the dependency graph of the views, from their lineage alone.
 
+use std::collections::HashMap;
+
 use dfpipe_scheduler::TaskGraph;
 
 use crate::Result;
@@ -8,14 +10,10 @@ use crate::Result;
 /// relations view `i` reads; those that are not views (sources) add no edge.
 pub(crate) fn dag(names: &[&str], depends_on: &[&[String]]) -> Result<TaskGraph<()>> {
     let mut graph = TaskGraph::new();
-    for name in names {
-        graph.add_task(*name, ());
-    }
+    let ids: HashMap<&str, usize> = names.iter().map(|name| (*name, graph.add_task(*name, ()))).collect();
     for (id, reads) in depends_on.iter().enumerate() {
-        for dependency in *reads {
-            if let Some(dependency) = graph.find(dependency) {
-                graph.add_dependency(dependency, id)?;
-            }
+        for dependency in reads.iter().filter_map(|d| ids.get(d.as_str())) {
+            graph.add_dependency(*dependency, id)?;
         }
     }
     Ok(graph)

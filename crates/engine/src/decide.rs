@@ -1,6 +1,6 @@
 //! Stage "decide": which views run and why, and what each is expected to cost.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use dfpipe_artifacts::{Fingerprint, RunRecord, ViewRecord};
 use dfpipe_scheduler::{Cost, CostModel, Metrics, TaskEvidence};
@@ -89,9 +89,9 @@ pub(crate) fn costs(last: &[Option<&ViewRecord>], estimated_rows: &[Option<u64>]
     costs
 }
 
-/// The record of `view` in `run`.
-pub(crate) fn last_record<'a>(run: Option<&'a RunRecord>, view: &str) -> Option<&'a ViewRecord> {
-    run.and_then(|r| r.views.iter().find(|v| v.name == view))
+/// The record of each view in `run`, by name.
+pub(crate) fn last_records(run: Option<&RunRecord>) -> HashMap<&str, &ViewRecord> {
+    run.map(|r| r.views.iter().map(|v| (v.name.as_str(), v)).collect()).unwrap_or_default()
 }
 
 /// The selected views, by name: every view when nothing is selected.

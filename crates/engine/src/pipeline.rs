@@ -13,7 +13,7 @@ use object_store::ObjectStore;
 
 use crate::capture::capture_all;
 use crate::dag::{dag, reads_outputs};
-use crate::decide::{Facts, costs, decide, is_selected, last_record};
+use crate::decide::{Facts, costs, decide, is_selected, last_records};
 use crate::fingerprint::fingerprint_all;
 use crate::output::{Outputs, output_dir_text};
 use crate::planned::{Planned, PlannedView};
@@ -215,6 +215,7 @@ fn planned_views(
     last_run: Option<&RunRecord>,
 ) -> Vec<PlannedView> {
     let names: BTreeSet<String> = logical.iter().map(|v| v.name.clone()).collect();
+    let last = last_records(last_run);
     let mut views: Vec<PlannedView> = (logical.into_iter().zip(captured).zip(fingerprints))
         .map(|((view, captured), fingerprint)| {
             let depends_on =
@@ -223,7 +224,7 @@ fn planned_views(
             let statistics = StatisticsContext::new().compute(captured.physical.as_ref(), &StatisticsArgs::new());
             let estimated_rows = statistics.ok().and_then(|s| s.num_rows.get_value().map(|n| *n as u64));
             PlannedView {
-                last: last_record(last_run, &view.name).cloned(),
+                last: last.get(view.name.as_str()).map(|&record| record.clone()),
                 name: view.name,
                 spec: view.spec,
                 write: view.write,

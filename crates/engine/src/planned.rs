@@ -1,12 +1,14 @@
 //! A planned pipeline: every view planned once, with its bundle, fingerprint, decision and
 //! cost; what `run`, `plan`, `lineage`, `explain` and `show` read.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use dfpipe_artifacts::{Environment, Fingerprint, PlanBundle, RunLock, Store, ViewRecord};
+use dfpipe_plan_walk::Lineage;
 use dfpipe_scheduler::{Cost, Schedule, TaskGraph};
 use dfpipe_writer::{WriteReport, WriteSpec};
 
@@ -153,7 +155,9 @@ impl Planned {
     /// `dfpipe lineage --format json`. With `deep`, lineage resolves through views down to
     /// the sources.
     pub fn lineage(&self, deep: bool) -> LineageReport {
-        let of = |name: &str| self.views.iter().find(|v| v.name == name).map(|v| &v.bundle.lineage);
+        let lineages: HashMap<&str, &Lineage> =
+            self.views.iter().map(|v| (v.name.as_str(), &v.bundle.lineage)).collect();
+        let of = |name: &str| lineages.get(name).copied();
         LineageReport {
             views: self
                 .views

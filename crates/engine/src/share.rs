@@ -90,7 +90,7 @@ pub(crate) async fn share_all(ctx: &SessionContext, views: &[LogicalView], share
         if indices.is_empty() {
             indices.push(0);
         }
-        lazy.share(&state, indices, view.readers, view.reads_outputs).await?;
+        lazy.share(&state, indices, view.readers, view.reads_outputs)?;
     }
     Ok(())
 }

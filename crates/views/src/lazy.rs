@@ -58,17 +58,17 @@ impl LazyView {
         self.inner.logical_plan()
     }
 
-    /// From now on, readers' physical plans read the view through a shared [`LazyViewExec`],
-    /// computed once (columns `columns` of the view, by index) the first time any of them
-    /// executes; `readers` is how many plans read it, for its display and errors. With
+    /// From now on, readers' physical plans read the view through a shared [`LazyViewExec`]:
+    /// planned (with `state`) when the first of them is planned, computed once (columns
+    /// `columns` of the view, by index) the first time any of them executes; `readers` is how many plans read it, for its display and errors. With
     /// `replan`, the view is planned again when it is computed, for it reads outputs that the
     /// run may commit first. Call before any reader is optimized: a shared view takes no
     /// pushed filters. A second call is an error.
-    pub async fn share(&self, state: &SessionState, columns: Vec<usize>, readers: usize, replan: bool) -> Result<()> {
+    pub fn share(&self, state: &SessionState, columns: Vec<usize>, readers: usize, replan: bool) -> Result<()> {
         let fields = self.plan().schema().columns();
         let exprs: Vec<Expr> = columns.iter().map(|&i| Expr::Column(fields[i].clone())).collect();
         let plan = LogicalPlanBuilder::from(self.plan().clone()).project(exprs)?.build()?;
-        let shared = Shared::plan(&self.name, plan, columns, readers, replan, state).await?;
+        let shared = Shared::new(&self.name, plan, columns, readers, replan, state);
         if self.shared.set(Arc::new(shared)).is_err() {
             return plan_err!("view `{}` is shared already", self.name);
         }
@@ -119,7 +119,7 @@ impl TableProvider for LazyView {
             // A shared view takes no filters (see supports_filters_pushdown), and a limit on a
             // scan is a hint the reader's own limit enforces.
             if filters.is_empty()
-                && let Some(exec) = LazyViewExec::shared(Arc::clone(shared), projection)
+                && let Some(exec) = LazyViewExec::shared(shared, projection).await?
             {
                 return Ok(Arc::new(exec));
             }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::runtime::JoinSet;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Statistics, internal_err};
@@ -35,17 +35,25 @@ type Computing = SharedFuture<BoxFuture<'static, Result<Arc<Batches>, Arc<DataFu
 
 /// One lazy view computed once for every reader of a run (see [`crate::LazyView::share`]).
 pub(crate) struct Shared {
-    view: String,
-    readers: usize,
+    pub(crate) view: String,
+    pub(crate) readers: usize,
     /// The shared columns, by index into the view's schema.
-    columns: Vec<usize>,
-    /// The plan of those columns, planned when the view was shared.
-    planned: Arc<dyn ExecutionPlan>,
-    statistics: Arc<Statistics>,
-    /// The projected logical plan and the session to plan it with at execution, when the
-    /// view reads outputs the run may commit first.
-    replan: Option<(LogicalPlan, SessionState)>,
+    pub(crate) columns: Vec<usize>,
+    /// The plan of those columns, and the session to plan it with.
+    plan: LogicalPlan,
+    state: SessionState,
+    /// Whether to plan it again when it is computed, for it reads outputs that the run may
+    /// commit first.
+    replan: bool,
+    /// Its physical plan and statistics, planned by the first reader's planning.
+    planned: futures::lock::Mutex<Option<Planned>>,
     computing: Mutex<Option<Computing>>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Planned {
+    pub(crate) plan: Arc<dyn ExecutionPlan>,
+    pub(crate) statistics: Arc<Statistics>,
 }
 
 impl fmt::Debug for Shared {
@@ -55,52 +63,52 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Plans `plan`, the view's columns `columns`, once for all its readers.
-    pub(crate) async fn plan(
+    /// `plan`, the view's columns `columns`, to plan and compute once for all its readers.
+    pub(crate) fn new(
         view: &str,
         plan: LogicalPlan,
         columns: Vec<usize>,
         readers: usize,
         replan: bool,
         state: &SessionState,
-    ) -> Result<Self> {
-        let planned = state.create_physical_plan(&plan).await?;
-        let statistics = StatisticsContext::new().compute(planned.as_ref(), &StatisticsArgs::new())?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             view: view.to_owned(),
             readers,
             columns,
-            planned,
-            statistics,
-            replan: replan.then(|| (plan, state.clone())),
+            plan,
+            state: state.clone(),
+            replan,
+            planned: futures::lock::Mutex::new(None),
             computing: Mutex::new(None),
-        })
+        }
     }
 
-    fn schema(&self) -> SchemaRef {
-        self.planned.schema()
-    }
-
-    fn partitions(&self) -> usize {
-        self.planned.output_partitioning().partition_count().max(1)
+    /// Its physical plan: planned by the first caller, once.
+    pub(crate) async fn planned(&self) -> Result<Planned> {
+        let mut planned = self.planned.lock().await;
+        if let Some(planned) = planned.as_ref() {
+            return Ok(planned.clone());
+        }
+        let plan = self.state.create_physical_plan(&self.plan).await?;
+        let statistics = StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new())?;
+        Ok(planned.insert(Planned { plan, statistics }).clone())
     }
 
     /// The view's batches: computed by the first caller, awaited by the others.
-    fn batches(self: &Arc<Self>, context: Arc<TaskContext>) -> Computing {
+    fn batches(self: &Arc<Self>, context: Arc<TaskContext>, partitions: usize) -> Computing {
         let mut computing = self.computing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         computing
             .get_or_insert_with(|| {
                 let this = Arc::clone(self);
-                async move { this.compute(context).await.map(Arc::new).map_err(Arc::new) }.boxed().shared()
+                async move { this.compute(context, partitions).await.map(Arc::new).map_err(Arc::new) }.boxed().shared()
             })
             .clone()
     }
 
-    async fn compute(&self, context: Arc<TaskContext>) -> Result<Batches> {
-        let plan = match &self.replan {
-            Some((plan, state)) => state.create_physical_plan(plan).await?,
-            None => Arc::clone(&self.planned),
-        };
+    async fn compute(&self, context: Arc<TaskContext>, partitions: usize) -> Result<Batches> {
+        let plan =
+            if self.replan { self.state.create_physical_plan(&self.plan).await? } else { self.planned().await?.plan };
         let mut tasks = JoinSet::new();
         for partition in 0..plan.output_partitioning().partition_count() {
             let mut stream = plan.execute(partition, Arc::clone(&context))?;
@@ -115,7 +123,7 @@ impl Shared {
                 Ok::<_, DataFusionError>((batches, reservation))
             });
         }
-        let count = self.partitions();
+        let count = partitions;
         let mut partitions = vec![Vec::new(); count];
         let (mut reservations, mut next) = (Vec::new(), 0);
         while let Some(joined) = tasks.join_next().await {
@@ -161,6 +169,8 @@ pub struct LazyViewExec {
 enum Read {
     Shared {
         shared: Arc<Shared>,
+        /// The shared view's statistics.
+        statistics: Arc<Statistics>,
         /// The reader's columns, by index into the shared columns.
         projection: Vec<usize>,
     },
@@ -172,12 +182,18 @@ enum Read {
 impl LazyViewExec {
     /// The scan of `projection` (indices into the view's schema) of a shared view, or `None`
     /// when it reads a column the view does not share.
-    pub(crate) fn shared(shared: Arc<Shared>, projection: &[usize]) -> Option<Self> {
-        let projection: Vec<usize> =
-            (projection.iter()).map(|column| shared.columns.iter().position(|c| c == column)).collect::<Option<_>>()?;
-        let schema = shared.schema().project(&projection).ok()?;
-        let (view, partitions) = (shared.view.clone(), shared.partitions());
-        Some(Self::new(view, schema, partitions, EmissionType::Final, Read::Shared { shared, projection }))
+    pub(crate) async fn shared(shared: &Arc<Shared>, projection: &[usize]) -> Result<Option<Self>> {
+        let Some(projection) = (projection.iter())
+            .map(|column| shared.columns.iter().position(|c| c == column))
+            .collect::<Option<Vec<usize>>>()
+        else {
+            return Ok(None);
+        };
+        let Planned { plan, statistics } = shared.planned().await?;
+        let schema = plan.schema().project(&projection)?;
+        let partitions = plan.output_partitioning().partition_count().max(1);
+        let read = Read::Shared { shared: Arc::clone(shared), statistics, projection };
+        Ok(Some(Self::new(shared.view.clone(), schema, partitions, EmissionType::Final, read)))
     }
 
     /// The scan of view `view` in the plan of a lazy view by itself.
@@ -253,17 +269,18 @@ impl ExecutionPlan for LazyViewExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let Read::Shared { shared, projection } = &self.read else {
+        let Read::Shared { shared, projection, .. } = &self.read else {
             return internal_err!(
                 "the plan of lazy view `{}` by itself is for display; plan its readers to execute it",
                 self.view
             );
         };
-        if partition >= shared.partitions() {
-            return internal_err!("LazyViewExec has {} partitions, not {}", shared.partitions(), partition + 1);
+        let partitions = self.properties.partitioning.partition_count();
+        if partition >= partitions {
+            return internal_err!("LazyViewExec has {partitions} partitions, not {}", partition + 1);
         }
         let projection = projection.clone();
-        let batches = stream::once(shared.batches(context))
+        let batches = stream::once(shared.batches(context, partitions))
             .map(move |computed| match computed {
                 Ok(computed) => {
                     let projection = projection.clone();
@@ -278,7 +295,9 @@ impl ExecutionPlan for LazyViewExec {
 
     fn statistics_from_inputs(&self, _inputs: &[Arc<Statistics>], args: &StatisticsArgs) -> Result<Arc<Statistics>> {
         let statistics = match (&self.read, args.partition()) {
-            (Read::Shared { shared, projection }, None) => shared.statistics.as_ref().clone().project(Some(projection)),
+            (Read::Shared { statistics, projection, .. }, None) => {
+                statistics.as_ref().clone().project(Some(projection))
+            }
             _ => Statistics::new_unknown(&self.schema()),
         };
         Ok(Arc::new(statistics))

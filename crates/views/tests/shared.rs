@@ -60,7 +60,7 @@ async fn shared_diamonds_plan_in_linear_size_and_compute_what_inline_plans_do() 
     diamonds(&ctx, 30).await;
     for i in 0..30 {
         let provider = lazy_view(&ctx, &format!("l{i}")).await;
-        provider.downcast_ref::<LazyView>().unwrap().share(&ctx.state(), vec![0, 1], 2, false).await.unwrap();
+        provider.downcast_ref::<LazyView>().unwrap().share(&ctx.state(), vec![0, 1], 2, false).unwrap();
     }
     let plan = ctx.sql("select k, x from l30").await.unwrap().create_physical_plan().await.unwrap();
     // Inline, the plan would hold 2^30 scans of `t`; shared, one scan of `l29`.
@@ -79,7 +79,7 @@ async fn shared_diamonds_plan_in_linear_size_and_compute_what_inline_plans_do() 
     diamonds(&shared, 6).await;
     for i in 0..6 {
         let provider = lazy_view(&shared, &format!("l{i}")).await;
-        provider.downcast_ref::<LazyView>().unwrap().share(&shared.state(), vec![0, 1], 2, false).await.unwrap();
+        provider.downcast_ref::<LazyView>().unwrap().share(&shared.state(), vec![0, 1], 2, false).unwrap();
     }
     let query = "select k, x from l6 where k % 3 = 1";
     let inline_rows = inline.sql(query).await.unwrap().collect().await.unwrap();
@@ -94,14 +94,14 @@ async fn a_reader_of_an_unshared_column_plans_the_view_inline() {
     diamonds(&ctx, 1).await;
     let provider = lazy_view(&ctx, "l0").await;
     // Only `k` is shared: a reader of `x` cannot read it from there.
-    provider.downcast_ref::<LazyView>().unwrap().share(&ctx.state(), vec![0], 2, false).await.unwrap();
+    provider.downcast_ref::<LazyView>().unwrap().share(&ctx.state(), vec![0], 2, false).unwrap();
     let df = ctx.sql("select count(*) as n, sum(x) as x from l0").await.unwrap();
     let plan = df.clone().create_physical_plan().await.unwrap();
     assert!(!displayable(plan.as_ref()).indent(true).to_string().contains("LazyViewExec"));
     let batches = df.collect().await.unwrap();
     assert_eq!(sum_of_x(&batches), (1, (0..100).map(|k| k % 7).sum()));
     // Sharing twice is refused.
-    let again = provider.downcast_ref::<LazyView>().unwrap().share(&ctx.state(), vec![0, 1], 2, false).await;
+    let again = provider.downcast_ref::<LazyView>().unwrap().share(&ctx.state(), vec![0, 1], 2, false);
     assert!(again.unwrap_err().to_string().contains("view `l0` is shared already"));
 }
 
@@ -110,7 +110,7 @@ async fn a_shared_view_over_the_memory_limit_says_what_to_do() {
     let ctx = context(100_000, Some(64 * 1024));
     diamonds(&ctx, 1).await;
     let provider = lazy_view(&ctx, "l0").await;
-    provider.downcast_ref::<LazyView>().unwrap().share(&ctx.state(), vec![0, 1], 2, false).await.unwrap();
+    provider.downcast_ref::<LazyView>().unwrap().share(&ctx.state(), vec![0, 1], 2, false).unwrap();
     let error = ctx.sql("select * from l1").await.unwrap().collect().await.unwrap_err().to_string();
     assert!(error.contains("view `l0` is read by 2 plans of this run"), "{error}");
     assert!(error.contains("raise [profile] memory_limit, or materialize the view"), "{error}");
