@@ -104,6 +104,9 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
         // composes them.
         "dfpipe-scheduler" | "dfpipe-plan-walk" | "dfpipe-demo" | "dfpipe-storage" => &[],
         "dfpipe-contract" | "dfpipe-views" | "dfpipe-writer" | "dfpipe-artifacts" => &["dfpipe-plan-walk"],
+        // OpenLineage events are a capability of their own, made of plan-walk's lineage;
+        // the engine builds their facts and the command line sends them.
+        "dfpipe-openlineage" => &["dfpipe-plan-walk"],
         "dfpipe-engine" => &[
             "dfpipe-scheduler",
             "dfpipe-plan-walk",
@@ -112,8 +115,9 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
             "dfpipe-writer",
             "dfpipe-artifacts",
             "dfpipe-storage",
+            "dfpipe-openlineage",
         ],
-        "dfpipe" => &["dfpipe-engine", "dfpipe-demo"],
+        "dfpipe" => &["dfpipe-engine", "dfpipe-demo", "dfpipe-openlineage"],
         _ => return None,
     })
 }
