@@ -26,10 +26,10 @@ impl ViewTemplate for OpenOrders {
     }
 
     async fn build(&self, ctx: &SessionContext, _: &BoundParams) -> datafusion::error::Result<DataFrame> {
-        ctx.table("stg_orders").await?.filter(col("o_orderstatus").eq(lit("O")))?.select(vec![
-            col("o_orderkey"),
-            (col("o_totalprice") * lit(2.0)).alias("doubled"),
-        ])
+        ctx.table("stg_orders")
+            .await?
+            .filter(col("o_orderstatus").eq(lit("O")))?
+            .select(vec![col("o_orderkey"), (col("o_totalprice") * lit(2.0)).alias("doubled")])
     }
 }
 
@@ -47,7 +47,7 @@ async fn a_template_and_a_failing_view_end_as_their_records_say() {
     let pipeline = Pipeline::load(demo.path()).unwrap().with_template(OpenOrders).unwrap();
     let planned = pipeline.plan(&RunOptions { workers: 2, ..RunOptions::default() }).await.unwrap();
 
-    let jobs = planned.openlineage().unwrap();
+    let jobs = planned.openlineage_with_last_writes().unwrap();
     assert_eq!((jobs.namespace.as_str(), jobs.pipeline.as_str()), ("tpch", "tpch"));
     let template = jobs.views.iter().find(|v| v.name == "open_orders_rs").unwrap();
     let unparsed = planned.bundle("open_orders_rs").unwrap().sql.as_ref().unwrap().sql.clone().unwrap();
@@ -87,7 +87,9 @@ async fn a_template_and_a_failing_view_end_as_their_records_say() {
     let lineage = complete.outputs[0].facets.column_lineage.as_ref().unwrap();
     let doubled = &lineage.fields["doubled"].input_fields;
     let subtypes: Vec<(&str, &str)> = (doubled.iter())
-        .flat_map(|f| f.transformations.iter().map(move |t| (f.field.as_deref().unwrap(), t.subtype.as_deref().unwrap())))
+        .flat_map(|f| {
+            f.transformations.iter().map(move |t| (f.field.as_deref().unwrap(), t.subtype.as_deref().unwrap()))
+        })
         .collect();
     assert_eq!(subtypes, [("o_orderstatus", "FILTER"), ("o_totalprice", "TRANSFORMATION")]);
     assert!(run.view_end("no_such_view", chrono::Utc::now(), &ViewEnd::Abort).is_none());

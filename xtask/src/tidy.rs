@@ -103,10 +103,11 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
         // none of our crates, and only the command line (the demo) or the engine (storage)
         // composes them.
         "dfpipe-scheduler" | "dfpipe-plan-walk" | "dfpipe-demo" | "dfpipe-storage" => &[],
-        "dfpipe-contract" | "dfpipe-views" | "dfpipe-writer" | "dfpipe-artifacts" => &["dfpipe-plan-walk"],
-        // OpenLineage events are a capability of their own, made of plan-walk's lineage;
+        // OpenLineage events are a capability of their own too, made of plan-walk's lineage;
         // the engine builds their facts and the command line sends them.
-        "dfpipe-openlineage" => &["dfpipe-plan-walk"],
+        "dfpipe-contract" | "dfpipe-views" | "dfpipe-writer" | "dfpipe-artifacts" | "dfpipe-openlineage" => {
+            &["dfpipe-plan-walk"]
+        }
         "dfpipe-engine" => &[
             "dfpipe-scheduler",
             "dfpipe-plan-walk",

@@ -265,7 +265,8 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                 .transpose()
                 .map_err(|e| EngineError::Usage { flag: "--openlineage".to_owned(), message: e.to_string() })?;
             let pipeline = load(&pipeline)?;
-            let target = target.or_else(|| pipeline.spec().openlineage.as_ref().and_then(|o| o.target()));
+            let target = target
+                .or_else(|| pipeline.spec().openlineage.as_ref().and_then(dfpipe_engine::OpenLineageSection::target));
             let cancel = CancelToken::new();
             stop_on_ctrl_c(&cancel);
             let options = RunOptions {
@@ -341,7 +342,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                 LineageFormat::Json => output::json(&report),
                 LineageFormat::Dot => output::lineage_dot(&report),
                 LineageFormat::Openlineage => {
-                    let mut jobs = planned.openlineage()?;
+                    let mut jobs = planned.openlineage_with_last_writes()?;
                     jobs.views.retain(|v| report.views.iter().any(|r| r.name == v.name));
                     for event in jobs.static_events(chrono::Utc::now()) {
                         output::say!("{}", serde_json::to_string(&event).unwrap_or_default());

@@ -30,14 +30,11 @@ struct Started {
 
 impl Events {
     /// Starts the pipeline's run: its START event leaves now. `None`, with a warning, when
-    /// the events cannot be built or sent: the run goes on without them.
+    /// the events cannot be sent: the run goes on without them.
     pub(crate) fn start(target: Target, planned: &Planned) -> Option<Arc<Self>> {
-        let started = planned.openlineage().map_err(|e| e.to_string()).and_then(|jobs| {
-            let emission = Emission::start(target.clone()).map_err(|e| e.to_string())?;
-            Ok((jobs.run(), emission))
-        });
-        match started {
-            Ok((run, emission)) => {
+        match Emission::start(target.clone()) {
+            Ok(emission) => {
+                let run = planned.openlineage().run();
                 emission.emit(run.start(Utc::now()));
                 Some(Arc::new(Self { target, run, emission, views: Mutex::new(BTreeMap::new()) }))
             }

@@ -4,7 +4,6 @@
 //! view; an endpoint that refuses connections; bad targets and keys.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -28,7 +27,8 @@ fn stderr(output: &Output) -> String {
 }
 
 fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
 }
 
 /// Every line of `text` as an OpenLineage event of the typed model.
@@ -55,7 +55,7 @@ fn endpoint() -> (String, Arc<Mutex<Vec<Received>>>) {
     let kept = Arc::clone(&received);
     std::thread::spawn(move || {
         for mut request in server.incoming_requests() {
-            let header = |name: &str| {
+            let header = |name: &'static str| {
                 request.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str().to_owned())
             };
             let (authorization, content_type) = (header("Authorization"), header("Content-Type"));
@@ -74,18 +74,12 @@ fn endpoint() -> (String, Arc<Mutex<Vec<Received>>>) {
     (url, received)
 }
 
-/// A copy of `examples/tpch` in `dir`, with data at scale factor 0.001.
-fn pipeline(dir: &Path) {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tpch");
-    std::fs::copy(examples.join("dfpipe.toml"), dir.join("dfpipe.toml")).unwrap();
-    std::fs::create_dir_all(dir.join("views")).unwrap();
-    for entry in std::fs::read_dir(examples.join("views")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.join("views").join(path.file_name().unwrap())).unwrap();
-    }
-    let data = dir.join("data");
-    let out = dfpipe(&["gen", "tpch", "--scale-factor", "0.001", "--out", data.to_str().unwrap()], &[]);
+/// The demo pipeline laid out under `dir` at scale factor 0.001 (by a `plan` of the demo),
+/// to use as a pipeline directory of its own.
+fn pipeline(dir: &Path) -> std::path::PathBuf {
+    let out = dfpipe(&["plan", "--scale-factor", "0.001"], &[("DFPIPE_DEMO_DIR", dir.to_str().unwrap())]);
     assert!(out.status.success(), "{}", stderr(&out));
+    dir.join("sf-0.001")
 }
 
 fn append(dir: &Path, text: &str) {
@@ -128,7 +122,11 @@ fn check_column_lineage(event: &RunEvent, view: &Value) -> BTreeSet<String> {
                     ("transform", true) => "AGGREGATION",
                     _ => "TRANSFORMATION",
                 };
-                (s["relation"].as_str().unwrap().to_owned(), s["column"].as_str().unwrap().to_owned(), subtype.to_owned())
+                (
+                    s["relation"].as_str().unwrap().to_owned(),
+                    s["column"].as_str().unwrap().to_owned(),
+                    subtype.to_owned(),
+                )
             })
             .collect();
         let lineage = facet.fields.get(field).unwrap_or_else(|| panic!("{name}.{field}: not in columnLineage"));
@@ -254,34 +252,33 @@ fn a_demo_run_sends_its_events_to_an_http_endpoint() {
     let (url, received) = endpoint();
     let rerun = dfpipe(&["run", "--scale-factor", "0.01", "--openlineage", &url], &env);
     assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
-    let kinds: Vec<RunEventType> =
-        received.lock().unwrap().iter().map(|r| events(&r.body)[0].event_type).collect();
+    let kinds: Vec<RunEventType> = received.lock().unwrap().iter().map(|r| events(&r.body)[0].event_type).collect();
     assert_eq!(kinds, [RunEventType::Start, RunEventType::Complete]);
 }
 
 #[test]
 fn a_failing_view_sends_fail_with_its_error_to_the_file_of_dfpipe_toml() {
-    let dir = tempfile::tempdir().unwrap();
-    pipeline(dir.path());
-    let file = dir.path().join("events.jsonl");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = pipeline(tmp.path());
+    let file = dir.join("events.jsonl");
     append(
-        dir.path(),
+        &dir,
         &format!(
             "\n[views.bad]\nmaterialize = \"parquet\"\n\n[views.after_bad]\nmaterialize = \"parquet\"\n\n\
              [openlineage]\nurl = \"file:{}\"\nnamespace = \"shop\"\n",
             file.display()
         ),
     );
-    let views = dir.path().join("views");
-    std::fs::write(views.join("bad.sql"), "select o_orderkey, cast(o_comment as int) as broken from stg_orders").unwrap();
+    let views = dir.join("views");
+    std::fs::write(views.join("bad.sql"), "select o_orderkey, cast(o_comment as int) as broken from stg_orders")
+        .unwrap();
     std::fs::write(views.join("after_bad.sql"), "select count(*) as n from bad").unwrap();
-    let path = dir.path().to_str().unwrap();
+    let path = dir.to_str().unwrap();
     let run = dfpipe(&["run", path, "--select", "bad+,q06"], &[]);
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     let sent = events(&std::fs::read_to_string(&file).unwrap());
-    let kinds = |job: &str| -> Vec<RunEventType> {
-        sent.iter().filter(|e| e.job.name == job).map(|e| e.event_type).collect()
-    };
+    let kinds =
+        |job: &str| -> Vec<RunEventType> { sent.iter().filter(|e| e.job.name == job).map(|e| e.event_type).collect() };
     assert!(sent.iter().all(|e| e.job.namespace == "shop"));
     assert_eq!(kinds("tpch.bad"), [RunEventType::Start, RunEventType::Fail]);
     assert_eq!(kinds("tpch.q06"), [RunEventType::Start, RunEventType::Complete]);
@@ -296,7 +293,7 @@ fn a_failing_view_sends_fail_with_its_error_to_the_file_of_dfpipe_toml() {
     assert!(message.contains("view `bad` failed") && message.contains("view `after_bad` upstream_failed"), "{message}");
 
     // The flag wins over the file of dfpipe.toml.
-    let flagged = dir.path().join("flag.jsonl");
+    let flagged = dir.join("flag.jsonl");
     let target = format!("file:{}", flagged.display());
     let run = dfpipe(&["run", path, "--select", "bad", "--openlineage", &target], &[]);
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
@@ -309,15 +306,16 @@ fn an_endpoint_that_refuses_connections_changes_nothing_but_a_warning() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let (with, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (with, without) = (with.path(), without.path());
-    pipeline(with);
-    pipeline(without);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (with, without) = (pipeline(a.path()), pipeline(b.path()));
     let run = dfpipe(&["run", with.to_str().unwrap(), "--json", "--openlineage", &url], &[]);
     let plain = dfpipe(&["run", without.to_str().unwrap(), "--json"], &[]);
     assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
     let warning = stderr(&run);
-    assert!(warning.contains(&format!("warning: OpenLineage events not delivered to {url}/api/v1/lineage")), "{warning}");
+    assert!(
+        warning.contains(&format!("warning: OpenLineage events not delivered to {url}/api/v1/lineage")),
+        "{warning}"
+    );
     assert!(warning.to_lowercase().contains("refused"), "{warning}");
     assert!(!stderr(&plain).contains("warning"), "{}", stderr(&plain));
     let outcome = |report: &Value| -> Vec<(Value, Value, Value)> {

@@ -13,10 +13,10 @@ use crate::planned::Planned;
 use crate::sources::source_location;
 
 impl Planned {
-    /// What OpenLineage events say of the views, from their plans: SQL, schema, lineage,
-    /// where their sources and outputs live, and the figures of their last recorded writes.
-    /// The namespace is `[openlineage] namespace`, else the pipeline's name.
-    pub fn openlineage(&self) -> Result<Jobs> {
+    /// What OpenLineage events say of the views, from their plans: SQL, schema, lineage, and
+    /// where their sources and outputs live. The namespace is `[openlineage] namespace`, else
+    /// the pipeline's name.
+    pub fn openlineage(&self) -> Jobs {
         // The store is `<pipeline>/.dfpipe`.
         let dir = self.store.root().parent().unwrap_or(Path::new("."));
         let mut datasets = BTreeMap::new();
@@ -35,17 +35,40 @@ impl Planned {
                 sql: std::fs::read_to_string(file).unwrap_or_else(|_| unparsed()),
                 schema: view.bundle.schema.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect(),
                 lineage: view.bundle.lineage.clone(),
-                last_write: self.store.last_write(&view.name)?.map(|(_, write)| statistics(&write)),
+                last_write: None,
             });
         }
         let namespace = self.spec.openlineage.as_ref().and_then(|o| o.namespace.clone());
         let pipeline = if self.spec.pipeline.name.is_empty() { "dfpipe" } else { &self.spec.pipeline.name };
-        Ok(Jobs {
+        Jobs {
             namespace: namespace.unwrap_or_else(|| pipeline.to_owned()),
             pipeline: pipeline.to_owned(),
             datasets,
             views,
-        })
+        }
+    }
+
+    /// [`Planned::openlineage`] with the figures of each view's last recorded write, read in
+    /// one pass over the runs, newest first.
+    pub fn openlineage_with_last_writes(&self) -> Result<Jobs> {
+        let mut jobs = self.openlineage();
+        let mut missing: Vec<&mut ViewJob> = jobs
+            .views
+            .iter_mut()
+            .filter(|v| self.views.iter().any(|p| p.name == v.name && p.write.is_some()))
+            .collect();
+        for id in self.store.run_ids()?.iter().rev() {
+            if missing.is_empty() {
+                break;
+            }
+            let run = self.store.run(id)?;
+            missing.retain_mut(|view| {
+                let write = run.views.iter().find(|r| r.name == view.name).and_then(|r| r.write.as_ref());
+                view.last_write = write.map(statistics);
+                view.last_write.is_none()
+            });
+        }
+        Ok(jobs)
     }
 }
 

@@ -322,7 +322,7 @@ fn error_message(message: &str) -> ErrorMessageRunFacet {
     ErrorMessageRunFacet {
         base: base(ERROR_MESSAGE),
         message: message.to_owned(),
-        programming_language: "SQL".to_owned(),
+        programming_language: "Rust".to_owned(),
         stack_trace: None,
     }
 }
