@@ -2,7 +2,8 @@
 # The cost of OpenLineage events on a full run of the demo pipeline: `dfpipe run --full`
 # without events, with `--openlineage file:PATH`, and with `--openlineage http://...` to a
 # local endpoint (a small Python server answering 201), in alternating rounds. Prints the
-# median wall milliseconds of each and the differences to the run without events.
+# median wall and CPU (user + sys) milliseconds of each, and their differences to the run
+# without events.
 #
 #   benches/scripts/openlineage.sh DFPIPE [ROUNDS] [SCALE_FACTOR]
 set -euo pipefail
@@ -36,14 +37,11 @@ server=$!
 while [ ! -s "$work/port" ]; do sleep 0.1; done
 url="http://127.0.0.1:$(cat "$work/port")"
 
-# Appends the wall milliseconds of one command to the file $1.
+# Appends "wall cpu" milliseconds of one command to the file $1.
 measure() {
   local out=$1; shift
-  local start end
-  start=$(date +%s%N)
-  "$@" > /dev/null 2>&1
-  end=$(date +%s%N)
-  echo $(( (end - start) / 1000000 )) >> "$out"
+  /usr/bin/env time -f "%e %U %S" -o "$work/t" "$@" > /dev/null 2>&1
+  awk '{ printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000 }' "$work/t" >> "$out"
 }
 for _ in $(seq "$rounds"); do
   measure "$work/none" "$bin" run "$work/p" --full
@@ -52,11 +50,11 @@ for _ in $(seq "$rounds"); do
   measure "$work/http" "$bin" run "$work/p" --full --openlineage "$url"
 done
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-none=$(median < "$work/none")
-printf "%-6s %8s %8s\n" events wall_ms vs_none
+wall0=$(cut -d' ' -f1 "$work/none" | median); cpu0=$(cut -d' ' -f2 "$work/none" | median)
+printf "%-6s %8s %8s %8s %8s\n" events wall_ms vs_none cpu_ms vs_none
 for what in none file http; do
-  m=$(median < "$work/$what")
-  printf "%-6s %8s %+8d\n" "$what" "$m" $(( m - none ))
+  wall=$(cut -d' ' -f1 "$work/$what" | median); cpu=$(cut -d' ' -f2 "$work/$what" | median)
+  printf "%-6s %8s %+8d %8s %+8d\n" "$what" "$wall" $(( wall - wall0 )) "$cpu" $(( cpu - cpu0 ))
 done
 echo "events per run: $(wc -l < "$work/events.jsonl"), $(wc -c < "$work/events.jsonl") bytes"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
