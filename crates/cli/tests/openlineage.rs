@@ -49,6 +49,11 @@ struct Received {
 
 /// An OpenLineage endpoint on 127.0.0.1 that records what it receives and answers 201.
 fn endpoint() -> (String, Arc<Mutex<Vec<Received>>>) {
+    endpoint_answering(201)
+}
+
+/// An endpoint on 127.0.0.1 that records what it receives and answers `status`.
+fn endpoint_answering(status: u16) -> (String, Arc<Mutex<Vec<Received>>>) {
     let server = tiny_http::Server::http("127.0.0.1:0").expect("an HTTP server on 127.0.0.1");
     let url = format!("http://{}", server.server_addr().to_ip().expect("an IP address"));
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -68,7 +73,7 @@ fn endpoint() -> (String, Arc<Mutex<Vec<Received>>>) {
                 content_type,
                 body,
             });
-            let _ = request.respond(tiny_http::Response::empty(201));
+            let _ = request.respond(tiny_http::Response::from_string("lineage store is down").with_status_code(status));
         }
     });
     (url, received)
@@ -326,6 +331,16 @@ fn an_endpoint_that_refuses_connections_changes_nothing_but_a_warning() {
     let (run, plain) = (json(&run), json(&plain));
     assert_eq!(run["status"], plain["status"]);
     assert_eq!(outcome(&run), outcome(&plain));
+
+    // An endpoint that answers with an error: the same warning, with its answer; sending
+    // stops at the first refusal.
+    let (url, received) = endpoint_answering(503);
+    let rerun = dfpipe(&["run", with.to_str().unwrap(), "--openlineage", &url], &[]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    let warning = stderr(&rerun);
+    assert!(warning.contains("answered 503 Service Unavailable: lineage store is down"), "{warning}");
+    assert!(warning.contains("(2 of 2 events dropped)"), "{warning}");
+    assert_eq!(received.lock().unwrap().len(), 1);
 }
 
 #[test]
