@@ -103,7 +103,11 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
         // none of our crates, and only the command line (the demo) or the engine (storage)
         // composes them.
         "dfpipe-scheduler" | "dfpipe-plan-walk" | "dfpipe-demo" | "dfpipe-storage" => &[],
-        "dfpipe-contract" | "dfpipe-views" | "dfpipe-writer" | "dfpipe-artifacts" => &["dfpipe-plan-walk"],
+        // OpenLineage events are a capability of their own too, made of plan-walk's lineage;
+        // the engine builds their facts and the command line sends them.
+        "dfpipe-contract" | "dfpipe-views" | "dfpipe-writer" | "dfpipe-artifacts" | "dfpipe-openlineage" => {
+            &["dfpipe-plan-walk"]
+        }
         "dfpipe-engine" => &[
             "dfpipe-scheduler",
             "dfpipe-plan-walk",
@@ -112,12 +116,13 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
             "dfpipe-writer",
             "dfpipe-artifacts",
             "dfpipe-storage",
+            "dfpipe-openlineage",
             "dfpipe-report",
         ],
         // The HTML report renders the records of the crates below it; only the engine
         // composes it.
         "dfpipe-report" => &["dfpipe-artifacts", "dfpipe-contract", "dfpipe-plan-walk", "dfpipe-writer"],
-        "dfpipe" => &["dfpipe-engine", "dfpipe-demo"],
+        "dfpipe" => &["dfpipe-engine", "dfpipe-demo", "dfpipe-openlineage"],
         _ => return None,
     })
 }

@@ -3,6 +3,7 @@
 // Printing is what a command line does; library crates are held to `print_stdout`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod openlineage;
 mod output;
 mod show;
 
@@ -58,6 +59,11 @@ enum Command {
         /// 0 refuses at once.
         #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
         lock_timeout: f64,
+        /// Send OpenLineage run events to the endpoint at URL (to `URL/api/v1/lineage`, with
+        /// the key of $OPENLINEAGE_API_KEY if set), or append them to a file with file:PATH.
+        /// Wins over `[openlineage] url` of dfpipe.toml. Failing to send is only a warning.
+        #[arg(long, value_name = "URL|file:PATH")]
+        openlineage: Option<String>,
         /// Print one JSON document on stdout instead of the summary table.
         #[arg(long)]
         json: bool,
@@ -84,7 +90,8 @@ enum Command {
         /// Resolve lineage through views down to the sources.
         #[arg(long)]
         deep: bool,
-        /// Output format: text, json, or dot for Graphviz.
+        /// Output format: text, json, dot for Graphviz, or openlineage: one OpenLineage event
+        /// per view (JSON lines), with the facets `run --openlineage` sends.
         #[arg(long, value_enum, default_value_t = LineageFormat::Text)]
         format: LineageFormat,
     },
@@ -199,6 +206,7 @@ enum LineageFormat {
     Text,
     Json,
     Dot,
+    Openlineage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -260,14 +268,20 @@ fn main() -> ExitCode {
 
 async fn execute(command: Command) -> Result<ExitCode, EngineError> {
     match command {
-        Command::Run { pipeline, full, select, workers, fail_fast, dynamic, lock_timeout, json } => {
+        Command::Run { pipeline, full, select, workers, fail_fast, dynamic, lock_timeout, openlineage, json } => {
             let params = pipeline.params.clone();
             let lock_timeout =
                 std::time::Duration::try_from_secs_f64(lock_timeout).map_err(|e| EngineError::Usage {
                     flag: "--lock-timeout".to_owned(),
                     message: format!("`{lock_timeout}` is not a number of seconds: {e}"),
                 })?;
+            let target = openlineage
+                .map(|t| dfpipe_openlineage::Target::parse(&t))
+                .transpose()
+                .map_err(|e| EngineError::Usage { flag: "--openlineage".to_owned(), message: e.to_string() })?;
             let pipeline = load(&pipeline)?;
+            let target = target
+                .or_else(|| pipeline.spec().openlineage.as_ref().and_then(dfpipe_engine::OpenLineageSection::target));
             let cancel = CancelToken::new();
             stop_on_ctrl_c(&cancel);
             let options = RunOptions {
@@ -286,10 +300,15 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                 eprintln!("cancelled while planning: nothing ran");
                 return Ok(ExitCode::from(1));
             }
+            let events = target.and_then(|target| openlineage::Events::start(target, &planned));
             let bar = progress_bar(json);
             let shown = bar.clone();
+            let followed = events.clone();
             let report = planned
                 .run(Arc::new(move |event| {
+                    if let Some(events) = &followed {
+                        events.on(&event);
+                    }
                     if let Some(bar) = &shown {
                         match event {
                             Event::Started { total } => bar.set_length(total as u64),
@@ -298,10 +317,14 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                         }
                     }
                 }))
-                .await?;
+                .await;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
+            if let Some(events) = events {
+                events.finish(&pipeline, report.as_ref()).await;
+            }
+            let report = report?;
             output::run(&report, json);
             Ok(if report.status == RunStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
@@ -312,6 +335,14 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Lineage { pipeline, view, deep, format } => {
+            if deep && matches!(format, LineageFormat::Openlineage) {
+                return Err(EngineError::Usage {
+                    flag: "--deep".to_owned(),
+                    message: "OpenLineage events name the relations each view reads, sources and views alike; \
+                              drop --deep with --format openlineage"
+                        .to_owned(),
+                });
+            }
             let params = pipeline.params.clone();
             let planned = load(&pipeline)?.plan(&RunOptions { workers: 1, params, ..RunOptions::default() }).await?;
             let mut report = planned.lineage(deep);
@@ -325,6 +356,13 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                 LineageFormat::Text => output::lineage_text(&report),
                 LineageFormat::Json => output::json(&report),
                 LineageFormat::Dot => output::lineage_dot(&report),
+                LineageFormat::Openlineage => {
+                    let mut jobs = planned.openlineage_with_last_writes()?;
+                    jobs.views.retain(|v| report.views.iter().any(|r| r.name == v.name));
+                    for event in jobs.static_events(chrono::Utc::now()) {
+                        output::say!("{}", serde_json::to_string(&event).unwrap_or_default());
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -12,6 +12,7 @@ mod dag;
 mod decide;
 mod fingerprint;
 mod history;
+mod openlineage;
 mod output;
 mod page;
 mod pipeline;
@@ -30,7 +31,7 @@ pub use pipeline::{Pipeline, RunOptions};
 pub use planned::Planned;
 pub use report::{LineageReport, PlanReport, RunReport, ScheduleReport, ViewLineage, ViewPlanReport, ViewRunReport};
 pub use run::Event;
-pub use spec::{Materialize, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
+pub use spec::{Materialize, OpenLineageSection, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
 
 pub use dfpipe_storage::{Provider, StoreOptions, StorePrefix};
 

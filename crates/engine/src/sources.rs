@@ -55,8 +55,7 @@ impl Pipeline {
     async fn register_source(&self, ctx: &SessionContext, name: &str, source: &SourceSpec) -> Result<Fingerprint> {
         let fail = |message: String| EngineError::Source { name: name.to_owned(), message };
         let local = !source.path.contains("://");
-        let path =
-            if local { self.dir().join(&source.path).to_string_lossy().into_owned() } else { source.path.clone() };
+        let path = source_location(self.dir(), &source.path);
         let files = if local {
             let base = glob_base(Path::new(&path));
             if !base.exists() {
@@ -100,6 +99,12 @@ impl Pipeline {
         registered.map_err(|e| fail(e.strip_backtrace()))?;
         Ok(Fingerprint::of_files(&files))
     }
+}
+
+/// Where a source's `path` points: resolved against the pipeline directory `dir` when local,
+/// else the URL as written.
+pub(crate) fn source_location(dir: &Path, path: &str) -> String {
+    if path.contains("://") { path.to_owned() } else { dir.join(path).to_string_lossy().into_owned() }
 }
 
 /// `scheme://host` of a URL: the key object-store registries look stores up by.

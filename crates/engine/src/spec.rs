@@ -34,6 +34,27 @@ pub struct PipelineSpec {
     /// Credentials come from the environment only.
     #[serde(default)]
     pub storage: BTreeMap<StorePrefix, StoreOptions>,
+    /// `[openlineage]`: where `dfpipe run` sends OpenLineage events, and their namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openlineage: Option<OpenLineageSection>,
+}
+
+/// `[openlineage]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenLineageSection {
+    /// An endpoint's base URL (events go to `URL/api/v1/lineage`) or `file:PATH`. The
+    /// `--openlineage` flag wins over it.
+    pub url: Option<toml::Spanned<String>>,
+    /// The namespace of the jobs (default: the pipeline's name).
+    pub namespace: Option<String>,
+}
+
+impl OpenLineageSection {
+    /// Where events go, as the spec says it.
+    pub fn target(&self) -> Option<dfpipe_openlineage::Target> {
+        self.url.as_ref().and_then(|url| dfpipe_openlineage::Target::parse(url.get_ref()).ok())
+    }
 }
 
 /// `[pipeline]`.
@@ -201,6 +222,15 @@ impl PipelineSpec {
             toml::from_str(text).map_err(|e| EngineError::Spec { file: file.to_owned(), message: e.to_string() })?;
         for (relation, contract) in &mut spec.contracts {
             contract.relation.clone_from(relation);
+        }
+        if let Some(url) = spec.openlineage.as_ref().and_then(|o| o.url.as_ref())
+            && let Err(error) = dfpipe_openlineage::Target::parse(url.get_ref())
+        {
+            let line = text.get(..url.span().start).map_or(1, |before| before.lines().count().max(1));
+            return Err(EngineError::Spec {
+                file: file.to_owned(),
+                message: format!("line {line}: [openlineage] url: {error}"),
+            });
         }
         if let Some(view) = spec.views.iter().find_map(|(name, v)| v.repartition_by.as_ref().map(|_| name)) {
             return Err(EngineError::Spec {

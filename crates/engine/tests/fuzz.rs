@@ -67,6 +67,7 @@ const LINES: &[&str] = &[
     "[contracts.q01]",
     "[[views]]",
     "[storage.\"s3://b\"]",
+    "[openlineage]",
     "[nope]",
     "name = \"p\"",
     "output_dir = \"out\"",
@@ -96,6 +97,10 @@ const LINES: &[&str] = &[
     "analyze_level = \"dev\"",
     "explain_verbose = true",
     "statistics_enabled = \"x\"",
+    "url = \"http://marquez:5000\"",
+    "url = \"file:\"",
+    "url = \"marquez:5000\"",
+    "namespace = \"shop\"",
 ];
 
 /// One edit of a spec.

@@ -56,6 +56,10 @@ pub struct Source {
     pub column: String,
     /// Whether the value passes unchanged or is computed from it.
     pub kind: Kind,
+    /// Whether it is computed by an aggregate function over the source's rows (`sum`,
+    /// `count`, ...), here or below: only ever with [`Kind::Transform`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub aggregated: bool,
 }
 
 /// How a source column's value reaches an output column.
@@ -222,9 +226,11 @@ impl Lineage {
                         sources.insert(source.clone());
                     }
                     Some(Some(upstream)) => {
-                        sources.extend(
-                            upstream.sources.iter().map(|s| Source { kind: source.kind.then(s.kind), ..s.clone() }),
-                        );
+                        sources.extend(upstream.sources.iter().map(|s| Source {
+                            kind: source.kind.then(s.kind),
+                            aggregated: source.aggregated || s.aggregated,
+                            ..s.clone()
+                        }));
                         out.unresolved.extend(upstream.unresolved.iter().cloned());
                     }
                     Some(None) => {

@@ -57,9 +57,10 @@ pub(crate) fn walk(plan: &LogicalPlan) -> Result<Walked> {
             let mut unresolved = origin.unresolved;
             let mut sources = BTreeSet::new();
             for (src, kind) in origin.srcs {
+                let aggregated = origin.aggregated.contains(&src);
                 match src {
                     Src::Column(relation, column) => {
-                        sources.insert(Source { relation, column, kind });
+                        sources.insert(Source { relation, column, kind, aggregated });
                     }
                     other => {
                         unresolved.insert(other.unresolved_reason());
@@ -114,24 +115,35 @@ impl Src {
 #[derive(Debug, Clone, Default)]
 struct Origin {
     srcs: BTreeMap<Src, Kind>,
+    /// The sources of `srcs` that reach the value through an aggregate function.
+    aggregated: BTreeSet<Src>,
     unresolved: BTreeSet<String>,
 }
 
 impl Origin {
     fn of(src: Src) -> Self {
-        Self { srcs: BTreeMap::from([(src, Kind::Copy)]), unresolved: BTreeSet::new() }
+        Self { srcs: BTreeMap::from([(src, Kind::Copy)]), ..Self::default() }
     }
 
     fn unresolved(reason: String) -> Self {
-        Self { srcs: BTreeMap::new(), unresolved: BTreeSet::from([reason]) }
+        Self { unresolved: BTreeSet::from([reason]), ..Self::default() }
     }
 
     /// Adds `other`, passed through `kind`. A source reached both ways is a transform.
     fn absorb(&mut self, other: &Self, kind: Kind) {
+        self.absorb_through(other, kind, false);
+    }
+
+    /// Adds `other`, passed through `kind`, and through an aggregate function if `aggregated`.
+    fn absorb_through(&mut self, other: &Self, kind: Kind, aggregated: bool) {
         for (src, k) in &other.srcs {
             let k = k.then(kind);
             self.srcs.entry(src.clone()).and_modify(|e| *e = e.then(k)).or_insert(k);
+            if aggregated {
+                self.aggregated.insert(src.clone());
+            }
         }
+        self.aggregated.extend(other.aggregated.iter().cloned());
         self.unresolved.extend(other.unresolved.iter().cloned());
     }
 
@@ -144,7 +156,10 @@ impl Origin {
     fn substitute(&mut self, lookup: &impl Fn(&Src) -> Option<Origin>) {
         for (src, kind) in std::mem::take(&mut self.srcs) {
             match lookup(&src) {
-                Some(replacement) => self.absorb(&replacement, kind),
+                Some(replacement) => {
+                    let aggregated = self.aggregated.remove(&src);
+                    self.absorb_through(&replacement, kind, aggregated);
+                }
                 None => {
                     self.srcs.entry(src).and_modify(|e| *e = e.then(kind)).or_insert(kind);
                 }
@@ -497,7 +512,7 @@ impl<'a> NodeBuilder<'a> {
                 // those are inspected (`sort`, `window`, `filter`), not sources.
                 Expr::AggregateFunction(AggregateFunction { params: AggregateFunctionParams { args, .. }, .. }) => {
                     for arg in args {
-                        origin.absorb(&self.referenced(arg), Kind::Copy);
+                        origin.absorb_through(&self.referenced(arg), Kind::Copy, true);
                     }
                     return Ok(TreeNodeRecursion::Jump);
                 }
@@ -639,18 +654,24 @@ impl<'a> NodeBuilder<'a> {
         loop {
             let snapshot = columns.clone();
             for column in &mut columns {
-                let refs: Vec<(usize, Kind)> =
-                    column.srcs.iter().filter_map(|(s, k)| own(s).map(|i| (i, *k))).collect();
-                for (i, kind) in refs {
-                    column.absorb(&snapshot[i], kind);
+                let refs: Vec<(usize, Kind, bool)> = (column.srcs.iter())
+                    .filter_map(|(s, k)| own(s).map(|i| (i, *k, column.aggregated.contains(s))))
+                    .collect();
+                for (i, kind, aggregated) in refs {
+                    column.absorb_through(&snapshot[i], kind, aggregated);
                 }
             }
-            if columns.iter().zip(&snapshot).all(|(now, before)| now.srcs == before.srcs) {
+            if columns
+                .iter()
+                .zip(&snapshot)
+                .all(|(now, before)| now.srcs == before.srcs && now.aggregated == before.aggregated)
+            {
                 break;
             }
         }
         for column in &mut columns {
             column.srcs.retain(|src, _| own(src).is_none());
+            column.aggregated.retain(|src| own(src).is_none());
         }
         let inspected = std::mem::take(&mut self.inspected);
         for (src, role) in inspected {
