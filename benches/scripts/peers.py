@@ -228,6 +228,10 @@ def harness(args: argparse.Namespace) -> None:
     print()
     print(table(times["demo"], times["writer"]))
     print()
+    demo, writer = times["demo"], times["writer"]
+    p4 = [ratio(d, q) for d, q in zip(demo["dfpipe"], demo["duckdb"])]
+    p6 = [ratio(d, min(q, p)) for d, q, p in zip(writer["dfpipe"], writer["duckdb"], writer["polars"])]
+    print(f"ratios round by round: P4 {', '.join(p4)}; P6 {', '.join(p6)}")
     print(f"{args.rounds} rounds after a warm-up, alternating; load average before {load_before}, after {load_after}")
 
 
