@@ -32,6 +32,8 @@ from pathlib import Path
 # zstd level 3 everywhere: dfpipe's demo profile says `zstd(3)`, which is also DuckDB's
 # and Polars' default level; it is spelled out so that a change of default shows.
 ZSTD_LEVEL = 3
+# The writer pipeline's one view, as `xtask/src/peers.rs` lays it out.
+WRITER_VIEW = "lineitem_zstd"
 
 
 def read_spec(pipeline: Path) -> dict:
@@ -143,7 +145,7 @@ def check_rows(work: Path, output_dir: str) -> bool:
     written = row_counts(
         {
             "source": lineitem_glob(work),
-            "dfpipe": str((writer / writer_out).resolve() / "**" / "*.parquet"),
+            "dfpipe": str((writer / writer_out / WRITER_VIEW).resolve() / "*.parquet"),
             "duckdb": str(work / "duckdb" / "lineitem.parquet"),
             "polars": str(work / "polars" / "lineitem.parquet"),
         }
@@ -220,7 +222,7 @@ def harness(args: argparse.Namespace) -> None:
     load_after = loadavg()
     print(f"load average after: {load_after}")
     sizes = {
-        "dfpipe": size_mb(work / "writer" / read_spec(work / "writer")["pipeline"].get("output_dir", "out")),
+        "dfpipe": size_mb(work / "writer" / read_spec(work / "writer")["pipeline"].get("output_dir", "out") / WRITER_VIEW),
         "duckdb": size_mb(work / "duckdb" / "lineitem.parquet"),
         "polars": size_mb(work / "polars" / "lineitem.parquet"),
     }

@@ -52,7 +52,9 @@ fn main() -> Result<()> {
             )
         }
         _ => {
-            eprintln!("usage: cargo xtask <golden|tidy|ci|fuzz [--seconds N] [--cases N]|compare [SCALE_FACTOR]|compare --peers [--scale-factor F] [--rounds N] [--dfpipe PATH]>");
+            eprintln!(
+                "usage: cargo xtask <golden|tidy|ci|fuzz [--seconds N] [--cases N]|compare [SCALE_FACTOR]|compare --peers [--scale-factor F] [--rounds N] [--dfpipe PATH]>"
+            );
             std::process::exit(2);
         }
     }

@@ -40,9 +40,10 @@ pub(crate) fn parse(args: &[String]) -> Result<Options> {
             "--peers" => {}
             "--scale-factor" => {
                 let text = value()?;
-                options.scale_factor = text.parse().ok().filter(|f: &f64| *f > 0.0 && f.is_finite()).with_context(
-                    || format!("--scale-factor takes a positive number, like 1 or 0.1, not `{text}`"),
-                )?;
+                options.scale_factor =
+                    text.parse().ok().filter(|f: &f64| *f > 0.0 && f.is_finite()).with_context(|| {
+                        format!("--scale-factor takes a positive number, like 1 or 0.1, not `{text}`")
+                    })?;
             }
             "--rounds" => {
                 let text = value()?;
@@ -210,7 +211,10 @@ mod tests {
         for (args, expected) in [
             (&["--peers", "--rounds", "0"][..], "--rounds takes a whole number of at least 1, not `0`"),
             (&["--peers", "--rounds"][..], "--rounds takes a value"),
-            (&["--peers", "--scale-factor", "-1"][..], "--scale-factor takes a positive number, like 1 or 0.1, not `-1`"),
+            (
+                &["--peers", "--scale-factor", "-1"][..],
+                "--scale-factor takes a positive number, like 1 or 0.1, not `-1`",
+            ),
             (&["--peers", "--scale-factor", "one"][..], "not `one`"),
             (&["--peers", "--threads", "4"][..], "does not know `--threads`"),
         ] {
