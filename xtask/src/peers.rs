@@ -65,12 +65,11 @@ pub(crate) fn parse(args: &[String]) -> Result<Options> {
 /// Runs the side-by-side harness for `options` in the workspace at `root`.
 pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     let python = peers_python(&root.join("target").join("peers-venv"))?;
-    let dfpipe = match &options.dfpipe {
-        Some(path) => path.clone(),
-        None => {
-            crate::cargo(root, &["build", "--release", "-p", "dfpipe"], &[])?;
-            root.join("target").join("release").join("dfpipe")
-        }
+    let dfpipe = if let Some(path) = &options.dfpipe {
+        path.clone()
+    } else {
+        crate::cargo(root, &["build", "--release", "-p", "dfpipe"], &[])?;
+        root.join("target").join("release").join("dfpipe")
     };
     ensure!(dfpipe.is_file(), "the dfpipe binary {} does not exist; pass --dfpipe PATH", dfpipe.display());
     let work = root.join("target").join("dfpipe-peers").join(format!("sf-{}", options.scale_factor));
