@@ -8,10 +8,14 @@
 //!   (`DFPIPE_FUZZ_CASES`, default 20000), round after round with new seeds, for N seconds.
 //! - `cargo xtask compare [SCALE_FACTOR]`: the TPC-H demo through dfpipe beside plain
 //!   DataFusion, in one process, in release mode (`benches/compare.rs`; default scale factor 1).
+//! - `cargo xtask compare --peers [--scale-factor F] [--rounds N] [--dfpipe PATH]`: the demo
+//!   and the `lineitem` rewrite by dfpipe beside DuckDB and Polars, whole processes in
+//!   alternating rounds (`peers.rs`, `benches/scripts/peers.py`).
 
 // Printing is what a command line does; library crates are held to `print_stdout`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod peers;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +42,7 @@ fn main() -> Result<()> {
         }
         Some("ci") => ci(&root),
         Some("fuzz") => fuzz(&root, &args[1..]),
+        Some("compare") if args.iter().any(|a| a == "--peers") => peers::run(&root, &peers::parse(&args[1..])?),
         Some("compare") => {
             let scale_factor = args.get(1).map_or("1", String::as_str);
             cargo(
@@ -47,7 +52,9 @@ fn main() -> Result<()> {
             )
         }
         _ => {
-            eprintln!("usage: cargo xtask <golden|tidy|ci|fuzz [--seconds N] [--cases N]|compare [SCALE_FACTOR]>");
+            eprintln!(
+                "usage: cargo xtask <golden|tidy|ci|fuzz [--seconds N] [--cases N]|compare [SCALE_FACTOR]|compare --peers [--scale-factor F] [--rounds N] [--dfpipe PATH]>"
+            );
             std::process::exit(2);
         }
     }
