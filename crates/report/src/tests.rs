@@ -15,7 +15,12 @@ fn report() -> Report {
         depends_on: vec!["orders".to_owned()],
         columns: vec![ColumnLineage {
             name: "o_orderkey".to_owned(),
-            sources: vec![Source { relation: "orders".to_owned(), column: "o_orderkey".to_owned(), kind: Kind::Copy }],
+            sources: vec![Source {
+                relation: "orders".to_owned(),
+                column: "o_orderkey".to_owned(),
+                kind: Kind::Copy,
+                aggregated: false,
+            }],
             unresolved: Vec::new(),
         }],
         ..Lineage::default()
