@@ -166,7 +166,7 @@ impl Pipeline {
         let environment = Environment::snapshot(&ctx).await?;
         // Plan each view once, in dependency order; capture; fingerprint.
         let logical = plan_views(&ctx, &registry, &self.spec, &outputs, &self.spec_file()).await?;
-        share_all(&ctx, &logical, &shared_views(&logical)).await?;
+        share_all(&ctx, &logical, &shared_views(&logical)?).await?;
         let mut captured = capture_all(&ctx, &registry, &logical, &self.spec.profile, options.explain_verbose).await?;
         let fingerprints = fingerprint_all(&logical, &mut captured, &self.spec.profile, &environment, sources);
         dfpipe_contract::register(&ctx, &self.contracts_on_views()).await?;

@@ -16,6 +16,7 @@ use datafusion::prelude::SessionContext;
 use dfpipe_plan_walk::Lineage;
 use dfpipe_views::LazyView;
 
+use crate::dag::{dag, reads_outputs};
 use crate::spec::Materialize;
 use crate::views::LogicalView;
 use crate::{EngineError, Result};
@@ -30,33 +31,29 @@ pub(crate) struct SharedView {
     pub(crate) reads_outputs: bool,
 }
 
-/// Which lazy views of `views` (in dependency order, each with the relations it reads) to
-/// share. A materialized view's plan expands each lazy view it reads; a shared view's plan,
-/// computed once, counts as one expansion of what it reads; an inline lazy view passes on
-/// the expansions of its readers.
-pub(crate) fn shared_views(views: &[LogicalView]) -> Vec<SharedView> {
-    let index: BTreeMap<&str, usize> = views.iter().enumerate().map(|(i, v)| (v.name.as_str(), i)).collect();
+/// Which lazy views of `views` (in dependency order) to share. A materialized view's plan
+/// expands each lazy view it reads; a shared view's plan, computed once, counts as one
+/// expansion of what it reads; an inline lazy view passes on the expansions of its readers.
+pub(crate) fn shared_views(views: &[LogicalView]) -> Result<Vec<SharedView>> {
+    let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+    let depends_on: Vec<&[String]> = views.iter().map(|v| v.depends_on.as_slice()).collect();
+    let graph = dag(&names, &depends_on)?;
+    let written: Vec<bool> = views.iter().map(|v| v.write.is_some()).collect();
+    let reads_outputs = reads_outputs(&graph, &written)?;
     let lazy = |i: usize| views[i].spec.materialize == Materialize::Lazy;
     let mut expansions = vec![0usize; views.len()];
     let mut shared = vec![false; views.len()];
-    for (reader, view) in views.iter().enumerate().rev() {
+    for reader in (0..views.len()).rev() {
         shared[reader] = lazy(reader) && expansions[reader] > 1;
         let passed = if lazy(reader) && !shared[reader] { expansions[reader] } else { 1 };
-        for &read in view.depends_on.iter().filter_map(|d| index.get(d.as_str())) {
-            if lazy(read) {
-                expansions[read] += passed;
-            }
+        for read in graph.dependencies(reader).into_iter().filter(|&read| lazy(read)) {
+            expansions[read] += passed;
         }
     }
-    let mut reads_outputs = vec![false; views.len()];
-    for (i, view) in views.iter().enumerate() {
-        reads_outputs[i] = (view.depends_on.iter().filter_map(|d| index.get(d.as_str())))
-            .any(|&read| !lazy(read) || reads_outputs[read]);
-    }
-    (0..views.len())
+    Ok((0..views.len())
         .filter(|&i| shared[i])
         .map(|i| SharedView { name: views[i].name.clone(), readers: expansions[i], reads_outputs: reads_outputs[i] })
-        .collect()
+        .collect())
 }
 
 /// Shares `shared` in `ctx`, in dependency order: each computes the columns its readers'

@@ -56,6 +56,13 @@ pub(crate) struct Planned {
     pub(crate) statistics: Arc<Statistics>,
 }
 
+impl Planned {
+    /// The partitions its readers see.
+    fn partitions(&self) -> usize {
+        self.plan.output_partitioning().partition_count().max(1)
+    }
+}
+
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared").field("view", &self.view).field("columns", &self.columns).finish_non_exhaustive()
@@ -96,19 +103,22 @@ impl Shared {
     }
 
     /// The view's batches: computed by the first caller, awaited by the others.
-    fn batches(self: &Arc<Self>, context: Arc<TaskContext>, partitions: usize) -> Computing {
+    fn batches(self: &Arc<Self>, context: Arc<TaskContext>) -> Computing {
         let mut computing = self.computing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         computing
             .get_or_insert_with(|| {
                 let this = Arc::clone(self);
-                async move { this.compute(context, partitions).await.map(Arc::new).map_err(Arc::new) }.boxed().shared()
+                async move { this.compute(context).await.map(Arc::new).map_err(Arc::new) }.boxed().shared()
             })
             .clone()
     }
 
-    async fn compute(&self, context: Arc<TaskContext>, partitions: usize) -> Result<Batches> {
-        let plan =
-            if self.replan { self.state.create_physical_plan(&self.plan).await? } else { self.planned().await?.plan };
+    /// Every batch of the view, spread round-robin over the partitions its readers see (a
+    /// plan made again may have another number of its own).
+    async fn compute(&self, context: Arc<TaskContext>) -> Result<Batches> {
+        let planned = self.planned().await?;
+        let outputs = planned.partitions();
+        let plan = if self.replan { self.state.create_physical_plan(&self.plan).await? } else { planned.plan };
         let mut tasks = JoinSet::new();
         for partition in 0..plan.output_partitioning().partition_count() {
             let mut stream = plan.execute(partition, Arc::clone(&context))?;
@@ -123,14 +133,13 @@ impl Shared {
                 Ok::<_, DataFusionError>((batches, reservation))
             });
         }
-        let count = partitions;
-        let mut partitions = vec![Vec::new(); count];
+        let mut partitions = vec![Vec::new(); outputs];
         let (mut reservations, mut next) = (Vec::new(), 0);
         while let Some(joined) = tasks.join_next().await {
             let joined = joined.map_err(|e| DataFusionError::External(Box::new(e)))?;
             let (batches, reservation) = joined.map_err(|e| self.explain(e))?;
             for batch in batches {
-                partitions[next % count].push(batch);
+                partitions[next % outputs].push(batch);
                 next += 1;
             }
             reservations.push(reservation);
@@ -189,9 +198,9 @@ impl LazyViewExec {
         else {
             return Ok(None);
         };
-        let Planned { plan, statistics } = shared.planned().await?;
-        let schema = plan.schema().project(&projection)?;
-        let partitions = plan.output_partitioning().partition_count().max(1);
+        let planned = shared.planned().await?;
+        let schema = planned.plan.schema().project(&projection)?;
+        let (partitions, statistics) = (planned.partitions(), planned.statistics);
         let read = Read::Shared { shared: Arc::clone(shared), statistics, projection };
         Ok(Some(Self::new(shared.view.clone(), schema, partitions, EmissionType::Final, read)))
     }
@@ -280,7 +289,7 @@ impl ExecutionPlan for LazyViewExec {
             return internal_err!("LazyViewExec has {partitions} partitions, not {}", partition + 1);
         }
         let projection = projection.clone();
-        let batches = stream::once(shared.batches(context, partitions))
+        let batches = stream::once(shared.batches(context))
             .map(move |computed| match computed {
                 Ok(computed) => {
                     let projection = projection.clone();
