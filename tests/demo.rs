@@ -660,6 +660,27 @@ fn sorted_rows(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<String>
     rows
 }
 
+/// Whether a lazy view is shared is a matter of execution; fingerprints and optimized plans
+/// do not depend on it. With a cluster (planned here without contacting its workers), no view
+/// is shared, and every view plans as in a run on one machine, where 17 readers share
+/// `stg_lineitem`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_a_view_changes_no_fingerprint() {
+    let demo = Demo::new();
+    let pipeline = Pipeline::load(demo.path()).unwrap();
+    let shared = pipeline.plan(&RunOptions::default()).await.unwrap();
+    let cluster = pipeline.with_cluster(&["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()]).unwrap();
+    let inline = cluster.plan(&RunOptions::default()).await.unwrap();
+    assert!(shared.bundle("q01").unwrap().physical.contains("shared by 17 readers"));
+    assert!(!inline.bundle("q01").unwrap().physical.contains("LazyViewExec"));
+    assert_eq!(shared.view_names(), inline.view_names());
+    for view in shared.view_names() {
+        let (a, b) = (shared.bundle(view).unwrap(), inline.bundle(view).unwrap());
+        assert_eq!(a.optimized, b.optimized, "{view}");
+        assert_eq!(a.fingerprint, b.fingerprint, "{view}");
+    }
+}
+
 /// The shared staging views (computed once for their readers) change no result: each query
 /// view's committed rows are those of plain DataFusion running the demo's SQL over inline
 /// views.

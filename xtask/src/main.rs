@@ -11,10 +11,14 @@
 //! - `cargo xtask compare --peers [--scale-factor F] [--rounds N] [--dfpipe PATH]`: the demo
 //!   and the `lineitem` rewrite by dfpipe beside DuckDB and Polars, whole processes in
 //!   alternating rounds (`peers.rs`, `benches/scripts/peers.py`).
+//! - `cargo xtask compare --cluster N [--scale-factor F] [--rounds N] [--dfpipe PATH]`: the
+//!   demo run on this machine alone beside the same run on 1 and N local `dfpipe worker`s,
+//!   whole processes in alternating rounds, as ratios (`cluster.rs`).
 
 // Printing is what a command line does; library crates are held to `print_stdout`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod cluster;
 mod peers;
 mod tidy;
 
@@ -43,6 +47,7 @@ fn main() -> Result<()> {
         Some("ci") => ci(&root),
         Some("fuzz") => fuzz(&root, &args[1..]),
         Some("compare") if args.iter().any(|a| a == "--peers") => peers::run(&root, &peers::parse(&args[1..])?),
+        Some("compare") if args.iter().any(|a| a == "--cluster") => cluster::run(&root, &cluster::parse(&args[1..])?),
         Some("compare") => {
             let scale_factor = args.get(1).map_or("1", String::as_str);
             cargo(
@@ -53,7 +58,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <golden|tidy|ci|fuzz [--seconds N] [--cases N]|compare [SCALE_FACTOR]|compare --peers [--scale-factor F] [--rounds N] [--dfpipe PATH]>"
+                "usage: cargo xtask <golden|tidy|ci|fuzz [--seconds N] [--cases N]|compare [SCALE_FACTOR]|compare --peers [--scale-factor F] [--rounds N] [--dfpipe PATH]|compare --cluster N [--scale-factor F] [--rounds N] [--dfpipe PATH]>"
             );
             std::process::exit(2);
         }
@@ -67,7 +72,25 @@ fn project_root() -> PathBuf {
 
 fn cargo(root: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    // What `cargo run` set for this xtask is not the build's: a package's variables make
+    // build scripts that read them (ring's) rerun, and DataFusion rebuild behind them.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&key.as_ref())
+        {
+            command.env_remove(key.as_ref());
+        }
+    }
+    let status = command
         .args(args)
         .envs(envs.iter().copied())
         .current_dir(root)

@@ -108,7 +108,11 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
         "dfpipe-contract" | "dfpipe-views" | "dfpipe-writer" | "dfpipe-artifacts" | "dfpipe-openlineage" => {
             &["dfpipe-plan-walk"]
         }
+        // The cluster backend builds the workers' object stores; the engine composes it, and
+        // the command line serves workers with it.
+        "dfpipe-cluster" => &["dfpipe-storage"],
         "dfpipe-engine" => &[
+            "dfpipe-cluster",
             "dfpipe-scheduler",
             "dfpipe-plan-walk",
             "dfpipe-contract",
@@ -122,7 +126,7 @@ fn allowed(package: &str) -> Option<&'static [&'static str]> {
         // The HTML report renders the records of the crates below it; only the engine
         // composes it.
         "dfpipe-report" => &["dfpipe-artifacts", "dfpipe-contract", "dfpipe-plan-walk", "dfpipe-writer"],
-        "dfpipe" => &["dfpipe-engine", "dfpipe-demo", "dfpipe-openlineage"],
+        "dfpipe" => &["dfpipe-engine", "dfpipe-cluster", "dfpipe-demo", "dfpipe-openlineage"],
         _ => return None,
     })
 }

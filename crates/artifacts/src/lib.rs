@@ -32,7 +32,9 @@ pub use environment::{Environment, EnvironmentTable};
 pub use fingerprint::{Fingerprint, FingerprintInputs, Ingredients};
 pub use lock::{LOCK_FILE, LockHolder, RunLock};
 pub use metrics::{AnalyzeLevel, OperatorMetrics, collect as collect_metrics};
-pub use store::{RunRecord, RunStatus, SCHEMA_VERSION, Store, UNCHANGED, ViewRecord, ViewStatus, WriteRecord};
+pub use store::{
+    ClusterRun, RunRecord, RunStatus, SCHEMA_VERSION, Store, UNCHANGED, ViewRecord, ViewStatus, WriteRecord,
+};
 
 use std::path::PathBuf;
 

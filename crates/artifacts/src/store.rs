@@ -63,6 +63,19 @@ pub struct RunRecord {
     /// How many views it ran at once, at most. `None` in records of older dfpipes.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// The cluster its views' plans ran on, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRun>,
+}
+
+/// The cluster a run's plans ran on: its workers, and how many tasks of the run each was
+/// given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRun {
+    /// The workers, `HOST:PORT`.
+    pub workers: Vec<String>,
+    /// Tasks given to each worker, by `HOST:PORT`.
+    pub tasks: BTreeMap<String, usize>,
 }
 
 /// How a run ended.
@@ -177,6 +190,10 @@ pub struct ViewRecord {
     pub cost_ms: Option<u64>,
     /// Measured figures (bytes written, files, ...), by name.
     pub metrics: BTreeMap<String, u64>,
+    /// Whether `cost_ms` and `metrics` were measured on a cluster: a run on one machine
+    /// does not cost its views by measurements of a cluster, nor the reverse.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub measured_on_cluster: bool,
     /// What its write did, for a view whose output this run wrote.
     #[serde(default)]
     pub write: Option<WriteRecord>,
@@ -519,6 +536,7 @@ mod tests {
             }],
             environment: None,
             workers: None,
+            cluster: None,
         }
     }
 

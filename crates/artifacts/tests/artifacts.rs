@@ -237,6 +237,7 @@ async fn run_diffs_carry_upstream_changes_downstream() {
             views: vec![record("down", &down_fp), record("up", &up_fp)],
             environment: None,
             workers: None,
+            cluster: None,
         };
         store.put_run(&run).unwrap();
         runs.push(run);
@@ -496,6 +497,7 @@ async fn run_diffs_name_what_changed_in_the_environment_and_the_writes() {
             views: vec![view],
             environment: Some(store.put_environment(&environment).unwrap()),
             workers: None,
+            cluster: None,
         };
         store.put_run(&run).unwrap();
         runs.push(run);

@@ -77,10 +77,12 @@ fn seeds() -> Vec<(Kind, Vec<u8>)> {
             worker: Some(0),
             cost_ms: Some(3),
             metrics: BTreeMap::from([("bytes".to_owned(), 10)]),
+            measured_on_cluster: true,
             write: Some(write.with_report(&BTreeMap::from([("a", 1)])).unwrap()),
         }],
         environment: Some(Fingerprint(FINGERPRINT.to_owned())),
         workers: Some(2),
+        cluster: None,
     };
     seeds.push((Kind::Run, std::fs::read(store.put_run(&run).unwrap()).unwrap()));
     let runtime = tokio::runtime::Runtime::new().unwrap();

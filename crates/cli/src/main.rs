@@ -166,6 +166,13 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = default_workers())]
         workers: usize,
     },
+    /// Serve as a cluster worker: run the stages of plans that `dfpipe run --cluster` sends,
+    /// until Ctrl-C or SIGTERM. Prints the address it listens on once it is ready.
+    Worker {
+        /// Where to listen, HOST:PORT (port 0 picks a free one).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: String,
+    },
     /// Generate data sets.
     Gen {
         #[command(subcommand)]
@@ -199,6 +206,10 @@ struct PipelineArgs {
     /// TOML value (10, "text", [1, 2], 1994-01-01) or else text. Repeat for more.
     #[arg(long = "param", value_name = "VIEW.NAME=VALUE")]
     params: Vec<String>,
+    /// Run the views' plans on these `dfpipe worker`s, over `[cluster] workers` of
+    /// dfpipe.toml (repeat the flag or separate with commas).
+    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',', num_args = 1..)]
+    cluster: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -378,7 +389,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             let text = match format {
                 ExplainFormat::Logical => bundle.logical.clone(),
                 ExplainFormat::Optimized => bundle.optimized.clone(),
-                ExplainFormat::Physical => bundle.physical.clone(),
+                ExplainFormat::Physical => planned.distributed_plan(&view).unwrap_or(&bundle.physical).to_owned(),
                 ExplainFormat::Tree => bundle.tree.clone(),
                 ExplainFormat::Verbose => output::verbose(bundle),
                 ExplainFormat::Analyze => match planned.executed_bundle(&view)? {
@@ -443,6 +454,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             output::say!("{}", out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Worker { listen } => worker(&listen).await,
         Command::Gen { what: GenCommand::Tpch { scale_factor, out } } => {
             let rows = dfpipe_demo::generate(scale_factor, &out, default_workers()).map_err(demo_error)?;
             for (table, n) in rows {
@@ -464,7 +476,30 @@ fn load(args: &PipelineArgs) -> Result<Pipeline, EngineError> {
         tracing::info!(dir = %dir.display(), "preparing the built-in TPC-H demo");
         dfpipe_demo::prepare_demo(&dir, args.scale_factor).map_err(demo_error)?
     };
-    Pipeline::load(dir)
+    let pipeline = Pipeline::load(dir)?;
+    if args.cluster.is_empty() { Ok(pipeline) } else { pipeline.with_cluster(&args.cluster) }
+}
+
+/// `dfpipe worker`: serves until Ctrl-C or SIGTERM.
+async fn worker(listen: &str) -> Result<ExitCode, EngineError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Both handlers are in place before the worker says it is ready.
+    let handler = |kind: SignalKind| {
+        signal(kind).map_err(|e| EngineError::Internal(format!("cannot handle the signals that stop a worker: {e}")))
+    };
+    let (mut interrupt, mut terminate) = (handler(SignalKind::interrupt())?, handler(SignalKind::terminate())?);
+    let shutdown = async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("worker stopping");
+    };
+    let ready = |address: std::net::SocketAddr| {
+        output::say!("dfpipe worker listening on {address}");
+    };
+    dfpipe_cluster::serve(listen, ready, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A demo failure as the engine's errors say it: a bad `--scale-factor` is a usage error, a

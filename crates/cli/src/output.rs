@@ -63,6 +63,10 @@ pub(crate) fn run(report: &RunReport, as_json: bool) {
         say!("critical path: {}", s.critical_path.join(" -> "));
     }
     say!("makespan {} ms, lower bound {} ms", s.makespan_ms, s.lower_bound_ms);
+    if let Some(cluster) = &report.cluster {
+        let tasks: Vec<String> = cluster.tasks.iter().map(|(worker, n)| format!("{worker} {n}")).collect();
+        say!("cluster tasks: {}", tasks.join(", "));
+    }
 }
 
 pub(crate) fn plan(report: &PlanReport, as_json: bool) {
@@ -81,6 +85,10 @@ pub(crate) fn plan(report: &PlanReport, as_json: bool) {
             v.depends_on.join(", "),
             v.reason
         );
+    }
+    let stages: Vec<String> = report.views.iter().filter_map(|v| v.stages.map(|n| format!("{} {n}", v.name))).collect();
+    if !stages.is_empty() {
+        say!("\nstages on the cluster (1: runs on the coordinator): {}", stages.join(", "));
     }
     let s = &report.schedule;
     say!("\npredicted on {} workers: makespan {} ms, lower bound {} ms", s.workers, s.makespan_ms, s.lower_bound_ms);

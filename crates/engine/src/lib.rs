@@ -31,8 +31,12 @@ pub use pipeline::{Pipeline, RunOptions};
 pub use planned::Planned;
 pub use report::{LineageReport, PlanReport, RunReport, ScheduleReport, ViewLineage, ViewPlanReport, ViewRunReport};
 pub use run::Event;
-pub use spec::{Materialize, OpenLineageSection, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec, ViewSpec};
+pub use spec::{
+    ClusterSection, Materialize, OpenLineageSection, PipelineSpec, Profile, SPEC_FILE, SourceFormat, SourceSpec,
+    ViewSpec,
+};
 
+pub use dfpipe_cluster::{Cluster, ClusterError};
 pub use dfpipe_storage::{Provider, StoreOptions, StorePrefix};
 
 pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, RunStatus, ViewChange, ViewDiff, ViewStatus};
@@ -120,6 +124,9 @@ pub enum EngineError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A worker of the cluster is unreachable or refused, or a cluster setting is wrong.
+    #[error(transparent)]
+    Cluster(#[from] dfpipe_cluster::ClusterError),
     /// Another run of the pipeline holds its store's run lock.
     #[error(
         "another run of this pipeline is going on: {source}. Run again once it has ended, or wait for it with `--lock-timeout SECONDS`"
@@ -149,6 +156,7 @@ impl EngineError {
             Self::DataFusion(_) => "datafusion",
             Self::Storage { .. } => "storage",
             Self::Io { .. } => "io",
+            Self::Cluster(_) => "cluster",
             Self::Locked { .. } => "locked",
             Self::Internal(_) => "internal",
         }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
+use datafusion::prelude::SessionContext;
 use dfpipe_artifacts::{Captured, Environment, Fingerprint, RunRecord, Store};
+use dfpipe_cluster::{Cluster, ClusterError};
 use dfpipe_scheduler::{CancelToken, Selector, TaskGraph};
 use dfpipe_views::{ViewRegistry, ViewTemplate};
 use object_store::ObjectStore;
@@ -33,6 +35,8 @@ pub struct Pipeline {
     output_dir: String,
     /// Object stores to register on the session, for sources and outputs.
     object_stores: Vec<(url::Url, Arc<dyn ObjectStore>)>,
+    /// The workers executing views' plans, when not on this machine alone.
+    cluster: Option<Cluster>,
 }
 
 /// What to run.
@@ -71,7 +75,42 @@ impl Pipeline {
         let dir = dir.into();
         let spec = PipelineSpec::load(&dir)?;
         let output_dir = output_dir_text(&dir, &spec.pipeline.output_dir);
-        Ok(Self { dir, spec, templates: Vec::new(), output_dir, object_stores: Vec::new() })
+        let mut pipeline =
+            Self { dir, spec, templates: Vec::new(), output_dir, object_stores: Vec::new(), cluster: None };
+        let workers = pipeline.spec.cluster.as_ref().map(|c| c.workers.clone()).unwrap_or_default();
+        if !workers.is_empty() {
+            let spec_error =
+                |e: ClusterError| EngineError::Spec { file: pipeline.spec_file(), message: format!("[cluster] {e}") };
+            pipeline.cluster = Some(pipeline.cluster_of(&workers).map_err(spec_error)?);
+        }
+        Ok(pipeline)
+    }
+
+    /// Runs the views' plans on the workers at `workers` (`HOST:PORT` each), over those of
+    /// `[cluster]` in `dfpipe.toml`, with its settings. Nothing is contacted until a run.
+    pub fn with_cluster(mut self, workers: &[String]) -> Result<Self> {
+        let cluster = Cluster::new(workers)
+            .map_err(|e| EngineError::Usage { flag: "--cluster".to_owned(), message: e.to_string() })?;
+        let cluster = self
+            .configured(cluster)
+            .map_err(|e| EngineError::Spec { file: self.spec_file(), message: format!("[cluster] {e}") })?;
+        self.cluster = Some(cluster);
+        Ok(self)
+    }
+
+    /// The cluster the views' plans run on, if any.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    fn cluster_of(&self, workers: &[String]) -> Result<Cluster, ClusterError> {
+        self.configured(Cluster::new(workers)?)
+    }
+
+    /// `cluster` with the settings of `[cluster]` and the stores of `[storage]`.
+    fn configured(&self, cluster: Cluster) -> Result<Cluster, ClusterError> {
+        let settings = self.spec.cluster.as_ref().map(|c| c.settings.clone()).unwrap_or_default();
+        Ok(cluster.with_settings(settings)?.with_stores(&self.spec.storage))
     }
 
     /// Registers `store` for URLs starting with `url` (like `s3://bucket`), so that sources
@@ -150,6 +189,7 @@ impl Pipeline {
         };
         // Register sources and contracts; the environment is what information_schema says
         // before any view is registered.
+        self.check_reachable()?;
         let (ctx, sources) = self.session().await?;
         let outputs = Outputs::new(&ctx, &self.output_dir, &self.spec_file())?;
         outputs.probe().await?;
@@ -166,12 +206,18 @@ impl Pipeline {
         let environment = Environment::snapshot(&ctx).await?;
         // Plan each view once, in dependency order; capture; fingerprint.
         let logical = plan_views(&ctx, &registry, &self.spec, &outputs, &self.spec_file()).await?;
-        share_all(&ctx, &logical, &shared_views(&logical)?).await?;
+        // A shared view is computed in this process's memory, which workers cannot read.
+        if self.cluster.is_none() {
+            share_all(&ctx, &logical, &shared_views(&logical)?).await?;
+        }
         let mut captured = capture_all(&ctx, &registry, &logical, &self.spec.profile, options.explain_verbose).await?;
         let fingerprints = fingerprint_all(&logical, &mut captured, &self.spec.profile, &environment, sources);
         dfpipe_contract::register(&ctx, &self.contracts_on_views()).await?;
         // The DAG from lineage alone; then what runs, and what each view costs.
         let mut views = planned_views(logical, captured, fingerprints, last_run.as_ref());
+        if let Some(cluster) = &self.cluster {
+            distribute_all(cluster, &ctx, &mut views).await?;
+        }
         let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
         let depends_on: Vec<&[String]> = views.iter().map(|v| v.depends_on.as_slice()).collect();
         let graph = dag(&names, &depends_on)?;
@@ -179,8 +225,9 @@ impl Pipeline {
         for (view, reads) in views.iter_mut().zip(reads_outputs(&graph, &written)?) {
             view.reads_outputs = reads;
         }
-        decide_all(&mut views, &graph, &selectors, &outputs, options.full).await?;
+        decide_all(&mut views, &graph, &selectors, &outputs, options.full, self.cluster.is_some()).await?;
         let mut planned = Planned::new(self.spec.clone(), outputs, ctx, store, views, graph, options, environment);
+        planned.cluster.clone_from(&self.cluster);
         planned.lock = lock;
         planned.last_run_id = last_run_id;
         Ok(planned)
@@ -198,6 +245,31 @@ impl Pipeline {
         dfpipe_contract::register(&ctx, &self.contracts_on_views()).await?;
         let contracts: Vec<_> = self.spec.contracts.values().cloned().collect();
         Ok(dfpipe_contract::check(&ctx, &contracts, samples).await?)
+    }
+
+    /// Refuses local paths that workers on other machines cannot read, unless `[cluster]`
+    /// says every worker mounts them at the same path.
+    fn check_reachable(&self) -> Result<()> {
+        let Some(cluster) = &self.cluster else { return Ok(()) };
+        let remote = cluster.remote_workers();
+        if remote.is_empty() || self.spec.cluster.as_ref().is_some_and(|c| c.shared_filesystem) {
+            return Ok(());
+        }
+        let local_source = self.spec.sources.iter().find(|(_, s)| !s.path.contains("://"));
+        let refused = match local_source {
+            _ if !self.output_dir.contains("://") => format!("output_dir `{}`", self.spec.pipeline.output_dir),
+            Some((name, source)) => format!("[sources.{name}] path `{}`", source.path),
+            None => return Ok(()),
+        };
+        Err(EngineError::Spec {
+            file: self.spec_file(),
+            message: format!(
+                "{refused} is a local path, and worker(s) {} run on other machines, which cannot read it: \
+                 put it in an object store (like s3://bucket/path, with a [storage] table), or, if every \
+                 worker mounts it at the same path, set `shared_filesystem = true` under [cluster]",
+                remote.join(", ")
+            ),
+        })
     }
 
     /// The contracts on views (those on sources are registered with the sources).
@@ -237,11 +309,25 @@ fn planned_views(
                 reads_outputs: false,
                 decision: crate::decide::Decision { will_run: false, reason: String::new() },
                 cost: dfpipe_scheduler::CostModel::default().default_cost(),
+                distributed: None,
             }
         })
         .collect();
     views.sort_by(|a, b| a.name.cmp(&b.name));
     views
+}
+
+/// Each materialized view's plan as `cluster` runs it, for `plan` and `explain` to show.
+async fn distribute_all(cluster: &Cluster, ctx: &SessionContext, views: &mut [PlannedView]) -> Result<()> {
+    let state = ctx.state();
+    for view in views.iter_mut().filter(|v| v.write.is_some()) {
+        let plan = cluster.distribute(Arc::clone(&view.physical), &state).await?;
+        view.distributed = Some(crate::planned::Distributed {
+            stages: dfpipe_cluster::stage_count(&plan),
+            display: dfpipe_cluster::display_distributed(plan.as_ref()),
+        });
+    }
+    Ok(())
 }
 
 /// Decides what runs, and costs each view.
@@ -251,6 +337,7 @@ async fn decide_all(
     selectors: &[Selector],
     outputs: &Outputs,
     full: bool,
+    on_cluster: bool,
 ) -> Result<()> {
     let selected: Option<BTreeSet<String>> = if selectors.is_empty() {
         None
@@ -268,7 +355,8 @@ async fn decide_all(
         };
         view.decision = decide(&facts, full);
     }
-    let last: Vec<_> = views.iter().map(|v| v.last.as_ref()).collect();
+    // Costs measured on a cluster predict runs on a cluster only, and the reverse.
+    let last: Vec<_> = views.iter().map(|v| v.last.as_ref().filter(|l| l.measured_on_cluster == on_cluster)).collect();
     let estimated: Vec<_> = views.iter().map(|v| v.estimated_rows).collect();
     let costs = costs(&last, &estimated);
     for (view, cost) in views.iter_mut().zip(costs) {

@@ -41,6 +41,16 @@ pub(crate) struct PlannedView {
     pub(crate) last: Option<ViewRecord>,
     pub(crate) decision: Decision,
     pub(crate) cost: Cost,
+    /// With a cluster, for a materialized view: its physical plan as the cluster runs it.
+    pub(crate) distributed: Option<Distributed>,
+}
+
+/// A physical plan cut into stages for a cluster.
+pub(crate) struct Distributed {
+    /// How many stages it runs in: 1 when it stays on the coordinator.
+    pub(crate) stages: usize,
+    /// Its stages and network boundaries, drawn; `None` when it stays on the coordinator.
+    pub(crate) display: Option<String>,
 }
 
 impl PlannedView {
@@ -68,6 +78,8 @@ pub struct Planned {
     pub(crate) lock: Option<RunLock>,
     /// The id of the last run recorded when planning began.
     pub(crate) last_run_id: Option<String>,
+    /// The workers the views' plans run on, if any.
+    pub(crate) cluster: Option<dfpipe_cluster::Cluster>,
 }
 
 impl Planned {
@@ -96,6 +108,7 @@ impl Planned {
             environment,
             lock: None,
             last_run_id: None,
+            cluster: None,
         }
     }
 
@@ -146,10 +159,19 @@ impl Planned {
                     cost_ms: v.cost.value,
                     cost_source: v.cost.source,
                     last_duration_ms: v.last.as_ref().and_then(|l| l.cost_ms),
+                    stages: v.distributed.as_ref().map(|d| d.stages),
                 })
                 .collect(),
             schedule: self.schedule_report(&schedule),
         })
+    }
+
+    /// `view`'s physical plan as the cluster runs it, its stages and network boundaries
+    /// drawn: `None` without a cluster, for a lazy view, or when the plan stays on the
+    /// coordinator.
+    pub fn distributed_plan(&self, view: &str) -> Option<&str> {
+        let view = self.views.iter().find(|v| v.name == view)?;
+        view.distributed.as_ref().and_then(|d| d.display.as_deref())
     }
 
     /// `dfpipe lineage --format json`. With `deep`, lineage resolves through views down to

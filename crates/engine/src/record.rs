@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use datafusion::physical_plan::ExecutionPlan;
 use dfpipe_artifacts::{
-    AnalyzeLevel, PlanBundle, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord, collect_metrics,
+    AnalyzeLevel, ClusterRun, PlanBundle, RunRecord, RunStatus, ViewRecord, ViewStatus, WriteRecord, collect_metrics,
 };
 use dfpipe_scheduler::{TaskOutcome, TaskTiming};
 
@@ -100,7 +100,15 @@ impl Planned {
         let failed = interrupted || views.iter().any(|v| v.status.is_failure());
         let status = if failed { RunStatus::Failed } else { RunStatus::Succeeded };
         let workers = Some(self.workers);
-        self.store.put_run(&RunRecord { run_id: run_id.clone(), status, views: records, environment, workers })?;
+        let cluster = self.cluster_run();
+        self.store.put_run(&RunRecord {
+            run_id: run_id.clone(),
+            status,
+            views: records,
+            environment,
+            workers,
+            cluster: cluster.clone(),
+        })?;
 
         // The schedule as it ran: measured durations, the wall time as the makespan.
         let actual = self.graph.schedule(&measured, self.workers)?;
@@ -110,7 +118,12 @@ impl Planned {
             .filter(|&&id| measured[id] > 0)
             .map(|&id| self.views[id].name.clone())
             .collect();
-        Ok(RunReport { run_id, status, views, schedule })
+        Ok(RunReport { run_id, status, views, schedule, cluster })
+    }
+
+    /// The cluster of the run, with the tasks each worker was given.
+    fn cluster_run(&self) -> Option<ClusterRun> {
+        self.cluster.as_ref().map(|c| ClusterRun { workers: c.workers(), tasks: c.tasks() })
     }
 
     /// What the executor's outcome means for `view`.
@@ -196,6 +209,7 @@ impl Planned {
         record.output_fingerprint = Some(view.fingerprint.clone());
         record.rows = Some(write.rows);
         record.cost_ms = record.duration_ms;
+        record.measured_on_cluster = self.cluster.is_some();
         record.metrics = cost_metrics(physical);
         record.metrics.insert(ROWS.to_owned(), write.rows);
         record.metrics.insert(BYTES.to_owned(), write.bytes);
@@ -229,6 +243,7 @@ impl Planned {
                 views,
                 environment: journal.environment.clone(),
                 workers: Some(self.workers),
+                cluster: self.cluster_run(),
             };
             self.store.put_run(&run)?;
             Ok(self.store.put_bundle(&view.fingerprint, &bundle)?)
@@ -256,6 +271,7 @@ fn carried(view: &PlannedView, status: ViewStatus, reason: Option<String>, durat
         // Only a successful run measures the cost; other runs keep the last measurement.
         cost_ms: view.last.as_ref().and_then(|l| l.cost_ms),
         metrics: view.last.as_ref().map(|l| l.metrics.clone()).unwrap_or_default(),
+        measured_on_cluster: view.last.as_ref().is_some_and(|l| l.measured_on_cluster),
         write: None,
     }
 }

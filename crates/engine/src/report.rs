@@ -1,6 +1,6 @@
 //! The JSON documents of `run`, `plan` and `lineage`, as PRODUCT.md specifies them.
 
-use dfpipe_artifacts::{RunStatus, ViewStatus};
+use dfpipe_artifacts::{ClusterRun, RunStatus, ViewStatus};
 use dfpipe_plan_walk::Lineage;
 use dfpipe_scheduler::CostSource;
 use serde::Serialize;
@@ -16,6 +16,9 @@ pub struct RunReport {
     pub views: Vec<ViewRunReport>,
     /// The schedule as it ran.
     pub schedule: ScheduleReport,
+    /// The cluster the views' plans ran on: its workers and the tasks each was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRun>,
 }
 
 /// One view in [`RunReport`].
@@ -84,6 +87,10 @@ pub struct ViewPlanReport {
     /// The wall time of its last execution: what `cost_ms` predicts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_duration_ms: Option<u64>,
+    /// With a cluster, for a materialized view: how many stages its plan runs in (1 when
+    /// it stays on the coordinator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<usize>,
 }
 
 /// `dfpipe lineage --format json`.

@@ -74,6 +74,8 @@ struct Job {
     write: WriteSpec,
     contract: Option<dfpipe_contract::Contract>,
     cancel: CancelToken,
+    /// The workers the plan is distributed over, if any.
+    cluster: Option<dfpipe_cluster::Cluster>,
 }
 
 impl Planned {
@@ -94,6 +96,12 @@ impl Planned {
             self.outputs.repair(self.context()).await?;
             lock
         };
+        // Every worker answers before anything runs; a run with nothing to do contacts none.
+        if let Some(cluster) = &self.cluster
+            && self.views.iter().any(|v| v.decision.will_run)
+        {
+            cluster.probe().await?;
+        }
         self.outputs.create()?;
         progress(Event::Started { total: self.views.iter().filter(|v| v.decision.will_run).count() });
         let started = Instant::now();
@@ -169,6 +177,7 @@ impl Planned {
             write,
             contract: self.spec.contracts.get(&view.name).cloned(),
             cancel: self.execution.cancel.clone(),
+            cluster: self.cluster.clone(),
         })
     }
 
@@ -203,16 +212,36 @@ async fn stage(job: Job) -> Result<(dfpipe_writer::Staged, Arc<dyn ExecutionPlan
         Some(optimized) => physical_plan(optimized, &job.state).await.map_err(|e| e.strip_backtrace())?,
         None => job.plan,
     };
+    let plan = match &job.cluster {
+        Some(cluster) => cluster.distribute(plan, &job.state).await.map_err(|e| e.strip_backtrace())?,
+        None => plan,
+    };
     // A cancelled write is dropped, and with it its staging directory.
     let staged = tokio::select! {
         biased;
         () = job.cancel.cancelled() => return Err(Halt::Cancelled),
-        staged = write(Arc::clone(&plan), &job.state, &job.write) => staged.map_err(|e| e.to_string())?,
+        staged = write(Arc::clone(&plan), &job.state, &job.write) => match staged {
+            Ok(staged) => staged,
+            Err(error) => return Err(Halt::Failed(naming_lost_workers(job.cluster.as_ref(), error.to_string()).await)),
+        },
     };
+    // The metrics of the stages that ran on workers, for the bundle and the costs.
+    let plan = dfpipe_cluster::with_worker_metrics(plan).await;
     if let Some(contract) = job.contract {
         check_staged(&job.ctx, contract, &staged).await?;
     }
     Ok((staged, plan))
+}
+
+/// `message`, naming the workers of `cluster` that no longer answer, if any: what a
+/// transport error from the middle of a plan does not say.
+async fn naming_lost_workers(cluster: Option<&dfpipe_cluster::Cluster>, message: String) -> String {
+    let Some(cluster) = cluster else { return message };
+    match cluster.unreachable().await.as_slice() {
+        [] => message,
+        [worker] => format!("{message} (worker {worker} no longer answers)"),
+        workers => format!("{message} (workers {} no longer answer)", workers.join(", ")),
+    }
 }
 
 /// Checks a view's contract on its staged output, before the commit. Violations fail the view.

@@ -21,7 +21,10 @@ impl Pipeline {
     /// A session with the profile applied, the object stores registered, and every source
     /// and its contract registered. Returns the source fingerprints by name.
     pub(crate) async fn session(&self) -> Result<(SessionContext, BTreeMap<String, Fingerprint>)> {
-        let ctx = self.spec().profile.session(&self.spec_file())?;
+        let mut ctx = self.spec().profile.session(&self.spec_file())?;
+        if let Some(cluster) = self.cluster() {
+            ctx = SessionContext::new_with_state(cluster.configure(ctx.state())?);
+        }
         self.register_stores(&ctx)?;
         let mut fingerprints = BTreeMap::new();
         for (name, source) in &self.spec().sources {

@@ -37,6 +37,26 @@ pub struct PipelineSpec {
     /// `[openlineage]`: where `dfpipe run` sends OpenLineage events, and their namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openlineage: Option<OpenLineageSection>,
+    /// `[cluster]`: the workers that `run` and `plan` run the views' plans on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSection>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// The workers, `HOST:PORT` each. The `--cluster` flag wins over them.
+    #[serde(default)]
+    pub workers: Vec<String>,
+    /// datafusion-distributed's planner settings, by full key (`distributed.*`). Where a plan
+    /// runs does not change what it computes: these are not part of fingerprints.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Whether local paths (sources, `output_dir`) are on a filesystem every worker mounts at
+    /// the same path. Without it, workers on other machines refuse local paths.
+    #[serde(default)]
+    pub shared_filesystem: bool,
 }
 
 /// `[openlineage]`.

@@ -6,12 +6,17 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::plan_err;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, plan_err};
 use datafusion::datasource::ViewTable;
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::prelude::DataFrame;
 
 use crate::shared::{LazyViewExec, Shared};
@@ -62,8 +67,7 @@ impl LazyView {
     /// planned (with `state`) when the first of them is planned, computed once (columns
     /// `columns` of the view, by index) the first time any of them executes; `readers` is how many plans read it, for its display and errors. With
     /// `replan`, the view is planned again when it is computed, for it reads outputs that the
-    /// run may commit first. Call before any reader is optimized: a shared view takes no
-    /// pushed filters. A second call is an error.
+    /// run may commit first. A second call is an error.
     pub fn share(&self, state: &SessionState, columns: Vec<usize>, readers: usize, replan: bool) -> Result<()> {
         let fields = self.plan().schema().columns();
         let exprs: Vec<Expr> = columns.iter().map(|&i| Expr::Column(fields[i].clone())).collect();
@@ -73,6 +77,56 @@ impl LazyView {
             return plan_err!("view `{}` is shared already", self.name);
         }
         Ok(())
+    }
+}
+
+impl LazyView {
+    /// A reader's scan of the shared view: its `filters` applied to the shared rows, then its
+    /// `projection`; `None` when it reads a column the view does not share. A limit on a scan
+    /// is a hint the reader's own limit enforces.
+    async fn scan_shared(
+        &self,
+        shared: &Arc<Shared>,
+        state: &dyn Session,
+        projection: &[usize],
+        filters: &[Expr],
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let schema = self.schema();
+        // The filters' columns, after those of the projection.
+        let mut read = projection.to_vec();
+        for filter in filters {
+            for column in filter.column_refs() {
+                let index = schema.index_of(&column.name)?;
+                if !read.contains(&index) {
+                    read.push(index);
+                }
+            }
+        }
+        let Some(exec) = LazyViewExec::shared(shared, &read).await? else { return Ok(None) };
+        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(exec);
+        if let Some(predicate) = conjunction(filters.iter().cloned()) {
+            // Pushed filters name the scan's relation; the shared rows have plain columns.
+            let predicate = predicate
+                .transform(|e| match e {
+                    Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))),
+                    other => Ok(Transformed::no(other)),
+                })?
+                .data;
+            let df_schema = DFSchema::try_from(plan.schema().as_ref().clone())?;
+            let predicate = state.create_physical_expr(predicate, &df_schema)?;
+            plan = Arc::new(FilterExec::try_new(predicate, plan)?);
+        }
+        if read.len() > projection.len() {
+            let schema = plan.schema();
+            let columns: Vec<ProjectionExpr> = (0..projection.len())
+                .map(|i| {
+                    let name = schema.field(i).name();
+                    ProjectionExpr { expr: Arc::new(PhysicalColumn::new(name, i)), alias: name.clone() }
+                })
+                .collect();
+            plan = Arc::new(ProjectionExec::try_new(columns, plan)?);
+        }
+        Ok(Some(plan))
     }
 }
 
@@ -94,10 +148,10 @@ impl TableProvider for LazyView {
         None
     }
 
+    /// The same whether the view is shared or not, so that readers' logical plans (and so
+    /// their Substrait and fingerprints) do not depend on it: a shared view applies a reader's
+    /// filters to the rows it computed once.
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        if self.shared.get().is_some() {
-            return Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()]);
-        }
         self.inner.supports_filters_pushdown(filters)
     }
 
@@ -115,14 +169,10 @@ impl TableProvider for LazyView {
             all = (0..self.schema().fields().len()).collect();
             &all
         };
-        if let Some(shared) = self.shared.get() {
-            // A shared view takes no filters (see supports_filters_pushdown), and a limit on a
-            // scan is a hint the reader's own limit enforces.
-            if filters.is_empty()
-                && let Some(exec) = LazyViewExec::shared(shared, projection).await?
-            {
-                return Ok(Arc::new(exec));
-            }
+        if let Some(shared) = self.shared.get()
+            && let Some(plan) = self.scan_shared(shared, state, projection, filters).await?
+        {
+            return Ok(plan);
         }
         if state.config().get_extension::<PlanAlone>().is_some() {
             return Ok(Arc::new(LazyViewExec::alone(&self.name, self.schema().project(projection)?, filters)));

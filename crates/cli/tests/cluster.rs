@@ -1,0 +1,321 @@
+//! `dfpipe run --cluster` end to end, on real `dfpipe worker` processes listening on free
+//! ports of 127.0.0.1: the demo's outputs on two workers are those of one machine, row for
+//! row, with the same fingerprints; the tasks report names both workers; a no-op rerun needs
+//! no worker; a worker killed mid-run fails the views it served and keeps their previous
+//! outputs, and the next run completes on the other; bad clusters are refused with exit 2.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde_json::Value;
+
+fn dfpipe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dfpipe")).args(args).output().expect("running dfpipe")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&output.stdout), stderr(output)))
+}
+
+/// A `dfpipe worker` process on a free port of 127.0.0.1, killed when dropped.
+struct Worker {
+    child: Child,
+    address: String,
+}
+
+impl Worker {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
+            .args(["worker", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting dfpipe worker");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("its stdout")).read_line(&mut line).expect("its first line");
+        let address = line.trim().strip_prefix("dfpipe worker listening on ").unwrap_or_else(|| panic!("{line}"));
+        Self { address: address.to_owned(), child }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The demo laid out under `dir` at scale factor 0.01, as a pipeline directory of its own,
+/// with datafusion-distributed told to cut even its small scans into a task per worker.
+fn pipeline(dir: &Path) -> PathBuf {
+    let out = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
+        .args(["plan", "--scale-factor", "0.01"])
+        .env("DFPIPE_DEMO_DIR", dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pipeline = dir.join("sf-0.01");
+    let file = pipeline.join("dfpipe.toml");
+    let spec = std::fs::read_to_string(&file).unwrap()
+        + "\n[cluster]\nsettings = { \"distributed.file_scan_config_bytes_per_partition\" = \"4096\" }\n";
+    std::fs::write(file, spec).unwrap();
+    pipeline
+}
+
+/// Every row of every committed output under `<pipeline>/out`, by view, as sorted text lines.
+fn outputs(pipeline: &Path) -> BTreeMap<String, Vec<String>> {
+    each_output(pipeline, rows)
+}
+
+/// `read` of each view's committed output directory under `<pipeline>/out`, by view.
+fn each_output<T>(pipeline: &Path, read: impl Fn(&Path) -> T) -> BTreeMap<String, T> {
+    let mut views = BTreeMap::new();
+    for entry in std::fs::read_dir(pipeline.join("out")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            views.insert(name, read(&path));
+        }
+    }
+    views
+}
+
+fn rows(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "parquet") {
+            continue;
+        }
+        let file = std::fs::File::open(&path).unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let options = FormatOptions::default();
+            let columns: Vec<ArrayFormatter<'_>> =
+                batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
+            for row in 0..batch.num_rows() {
+                let values: Vec<String> = columns.iter().map(|c| c.value(row).to_string()).collect();
+                rows.push(values.join("|"));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// The files of each view's committed output: names and sizes.
+fn files(pipeline: &Path) -> BTreeMap<String, Vec<(String, u64)>> {
+    each_output(pipeline, |dir| {
+        let mut listed: Vec<(String, u64)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|f| {
+                let f = f.unwrap();
+                (f.file_name().to_string_lossy().into_owned(), f.metadata().unwrap().len())
+            })
+            .collect();
+        listed.sort();
+        listed
+    })
+}
+
+/// Each view's `status` in a run report.
+fn statuses(report: &Value) -> BTreeMap<String, String> {
+    by_view(report, "status")
+}
+
+/// Each view's `fingerprint` in a run report.
+fn fingerprints(report: &Value) -> BTreeMap<String, String> {
+    by_view(report, "fingerprint")
+}
+
+fn by_view(report: &Value, field: &str) -> BTreeMap<String, String> {
+    let views = report["views"].as_array().unwrap().iter();
+    views.map(|v| (v["name"].as_str().unwrap().to_owned(), v[field].as_str().unwrap().to_owned())).collect()
+}
+
+#[test]
+fn the_demo_on_two_workers_writes_the_rows_of_one_machine() {
+    let demo = tempfile::tempdir().unwrap();
+    let dir = pipeline(demo.path());
+    let path = dir.to_str().unwrap();
+
+    let alone = dfpipe(&["run", path, "--json"]);
+    assert!(alone.status.success(), "{}", stderr(&alone));
+    let alone = json(&alone);
+    assert!(alone.get("cluster").is_none(), "{alone}");
+    let expected = outputs(&dir);
+    assert!(expected.len() >= 22, "{:?}", expected.keys());
+
+    let (mut a, mut b) = (Worker::start(), Worker::start());
+    let cluster = format!("{},{}", a.address, b.address);
+    // The plan shows stages; planning contacts no worker.
+    let plan = dfpipe(&["plan", path, "--cluster", &cluster, "--json"]);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let stages: Vec<u64> =
+        json(&plan)["views"].as_array().unwrap().iter().filter_map(|v| v["stages"].as_u64()).collect();
+    assert!(stages.iter().any(|&n| n > 1), "no view is distributed: {stages:?}");
+    let explain = dfpipe(&["explain", path, "--view", "q01", "--format", "physical", "--cluster", &cluster]);
+    let text = String::from_utf8_lossy(&explain.stdout);
+    assert!(text.contains("DistributedExec") && text.contains("Stage"), "{text}");
+
+    let distributed = dfpipe(&["run", path, "--full", "--cluster", &cluster, "--json"]);
+    assert!(distributed.status.success(), "{}", stderr(&distributed));
+    let distributed = json(&distributed);
+    assert!(statuses(&distributed).values().all(|s| s == "succeeded" || s == "skipped"), "{distributed}");
+    // A view's fingerprint is the same on a cluster and on one machine.
+    assert_eq!(fingerprints(&distributed), fingerprints(&alone));
+    let tasks = &distributed["cluster"]["tasks"];
+    for worker in [&a.address, &b.address] {
+        assert!(tasks[worker].as_u64().unwrap_or(0) > 0, "no task on {worker}: {distributed}");
+    }
+    assert_eq!(distributed["cluster"]["workers"], serde_json::json!([a.address, b.address]));
+    // The same rows as on one machine, view by view.
+    let got = outputs(&dir);
+    assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    for (view, rows) in &expected {
+        assert_eq!(&got[view], rows, "view {view} differs on the cluster");
+    }
+
+    // Nothing changed: a rerun executes nothing, and needs no worker at all.
+    a.kill();
+    b.kill();
+    let again = dfpipe(&["run", path, "--cluster", &cluster, "--json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again = json(&again);
+    assert!(again["views"].as_array().unwrap().iter().all(|v| v["duration_ms"].is_null()), "{again}");
+    assert!(again["cluster"]["tasks"].as_object().unwrap().values().all(|n| n == 0), "{again}");
+    // And so does one without the cluster: the fingerprints are those of one machine.
+    let local = json(&dfpipe(&["run", path, "--json"]));
+    assert!(local["views"].as_array().unwrap().iter().all(|v| v["duration_ms"].is_null()), "{local}");
+}
+
+#[test]
+fn a_worker_killed_mid_run_fails_its_views_and_the_next_run_completes_on_the_other() {
+    let demo = tempfile::tempdir().unwrap();
+    let dir = pipeline(demo.path());
+    let path = dir.to_str().unwrap();
+    let first = dfpipe(&["run", path]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let before = files(&dir);
+
+    let (mut doomed, survivor) = (Worker::start(), Worker::start());
+    let cluster = format!("{},{}", doomed.address, survivor.address);
+    // One view at a time, so that the run is still going when the worker dies.
+    let run = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
+        .args(["run", path, "--full", "--workers", "1", "--cluster", &cluster, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let staging = dir.join("out").join(".staging");
+    let started = Instant::now();
+    while !staging.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        assert!(started.elapsed() < Duration::from_mins(2), "no view started writing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    doomed.kill();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json(&out);
+    let ended = statuses(&report);
+    let failed: Vec<&String> = ended.iter().filter(|(_, s)| *s == "failed").map(|(v, _)| v).collect();
+    assert!(!failed.is_empty(), "{report}");
+    let failure = report["views"].as_array().unwrap().iter().find(|v| v["status"] == "failed").unwrap();
+    assert!(failure["reason"].as_str().unwrap().contains(&doomed.address), "{failure}");
+    // What did not commit kept its previous output, whole.
+    let after = files(&dir);
+    for (view, status) in &ended {
+        if status != "succeeded" && before.contains_key(view) {
+            assert_eq!(after[view], before[view], "view {view} ({status}) lost its previous output");
+        }
+    }
+
+    // The next run, on the worker that remains, completes.
+    let next = dfpipe(&["run", path, "--full", "--cluster", &survivor.address, "--json"]);
+    assert!(next.status.success(), "{}", stderr(&next));
+    let next = json(&next);
+    let now = statuses(&next);
+    for view in &failed {
+        assert_eq!(now[*view], "succeeded", "{next}");
+    }
+    // With one worker, datafusion-distributed keeps every stage on the coordinator (a stage
+    // of one task feeding one task needs no network boundary): the report says so.
+    assert_eq!(next["cluster"]["workers"], serde_json::json!([survivor.address]), "{next}");
+    assert_eq!(next["cluster"]["tasks"][&survivor.address], 0, "{next}");
+}
+
+#[test]
+fn unreachable_workers_and_unreadable_paths_are_refused_before_anything_runs() {
+    let demo = tempfile::tempdir().unwrap();
+    let dir = pipeline(demo.path());
+    let path = dir.to_str().unwrap();
+    // A port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let out = dfpipe(&["run", path, "--cluster", &free]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("worker {free}")), "{}", stderr(&out));
+    assert_eq!(dfpipe_runs(&dir), 0, "a run was recorded");
+
+    let out = dfpipe(&["run", path, "--cluster", "localhost"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("worker address `localhost`") && stderr(&out).contains("HOST:PORT"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A worker on another machine cannot read this machine's output directory.
+    let out = dfpipe(&["plan", path, "--cluster", "10.255.255.1:50051"]);
+    assert_eq!(out.status.code(), Some(2));
+    let message = stderr(&out);
+    assert!(message.contains("output_dir") && message.contains("10.255.255.1:50051"), "{message}");
+    assert!(message.contains("shared_filesystem = true"), "{message}");
+
+    // A setting datafusion-distributed does not have.
+    let file = dir.join("dfpipe.toml");
+    let spec = std::fs::read_to_string(&file).unwrap().replace("file_scan_config_bytes_per_partition", "no_such_knob");
+    std::fs::write(&file, spec).unwrap();
+    let out = dfpipe(&["plan", path, "--cluster", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("distributed.no_such_knob") && stderr(&out).contains("dfpipe.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn dfpipe_runs(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join(".dfpipe").join("runs")).map_or(0, Iterator::count)
+}
+
+#[test]
+fn a_worker_stops_cleanly_on_sigterm() {
+    let worker = Worker::start();
+    let pid = worker.child.id().to_string();
+    let mut worker = worker;
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = worker.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the worker did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
