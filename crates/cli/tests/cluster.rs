@@ -4,14 +4,15 @@
 //! no worker; a worker killed mid-run fails the views it served and keeps their previous
 //! outputs, and the next run completes on the other; bad clusters are refused with exit 2.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::Value;
+use support::{Worker, rows};
 
 fn dfpipe(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dfpipe")).args(args).output().expect("running dfpipe")
@@ -24,38 +25,6 @@ fn stderr(output: &Output) -> String {
 fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&output.stdout), stderr(output)))
-}
-
-/// A `dfpipe worker` process on a free port of 127.0.0.1, killed when dropped.
-struct Worker {
-    child: Child,
-    address: String,
-}
-
-impl Worker {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
-            .args(["worker", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting dfpipe worker");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("its stdout")).read_line(&mut line).expect("its first line");
-        let address = line.trim().strip_prefix("dfpipe worker listening on ").unwrap_or_else(|| panic!("{line}"));
-        Self { address: address.to_owned(), child }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// The demo laid out under `dir` at scale factor 0.01, as a pipeline directory of its own,
@@ -93,31 +62,6 @@ fn each_output<T>(pipeline: &Path, read: impl Fn(&Path) -> T) -> BTreeMap<String
     views
 }
 
-fn rows(dir: &Path) -> Vec<String> {
-    let mut rows = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "parquet") {
-            continue;
-        }
-        let file = std::fs::File::open(&path).unwrap();
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let options = FormatOptions::default();
-            let columns: Vec<ArrayFormatter<'_>> =
-                batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap()).collect();
-            for row in 0..batch.num_rows() {
-                let values: Vec<String> = columns.iter().map(|c| c.value(row).to_string()).collect();
-                rows.push(values.join("|"));
-            }
-        }
-    }
-    rows.sort();
-    rows
-}
-
 /// The files of each view's committed output: names and sizes.
 fn files(pipeline: &Path) -> BTreeMap<String, Vec<(String, u64)>> {
     each_output(pipeline, |dir| {
@@ -143,6 +87,11 @@ fn fingerprints(report: &Value) -> BTreeMap<String, String> {
     by_view(report, "fingerprint")
 }
 
+/// How many views of a plan report are costed by measurements.
+fn measured(plan: &Value) -> usize {
+    plan["views"].as_array().unwrap().iter().filter(|v| v["cost_source"] == "measured").count()
+}
+
 fn by_view(report: &Value, field: &str) -> BTreeMap<String, String> {
     let views = report["views"].as_array().unwrap().iter();
     views.map(|v| (v["name"].as_str().unwrap().to_owned(), v[field].as_str().unwrap().to_owned())).collect()
@@ -161,13 +110,16 @@ fn the_demo_on_two_workers_writes_the_rows_of_one_machine() {
     let expected = outputs(&dir);
     assert!(expected.len() >= 22, "{:?}", expected.keys());
 
-    let (mut a, mut b) = (Worker::start(), Worker::start());
+    let (mut a, mut b) = (Worker::start_with(&[], &[]), Worker::start_with(&[], &[]));
     let cluster = format!("{},{}", a.address, b.address);
     // The plan shows stages; planning contacts no worker.
     let plan = dfpipe(&["plan", path, "--cluster", &cluster, "--json"]);
     assert!(plan.status.success(), "{}", stderr(&plan));
-    let stages: Vec<u64> =
-        json(&plan)["views"].as_array().unwrap().iter().filter_map(|v| v["stages"].as_u64()).collect();
+    let plan = json(&plan);
+    let stages: Vec<u64> = plan["views"].as_array().unwrap().iter().filter_map(|v| v["stages"].as_u64()).collect();
+    // Costs measured on one machine do not predict a cluster's.
+    assert_eq!(measured(&plan), 0, "{plan}");
+    assert!(measured(&json(&dfpipe(&["plan", path, "--json"]))) >= 22);
     assert!(stages.iter().any(|&n| n > 1), "no view is distributed: {stages:?}");
     let explain = dfpipe(&["explain", path, "--view", "q01", "--format", "physical", "--cluster", &cluster]);
     let text = String::from_utf8_lossy(&explain.stdout);
@@ -184,6 +136,9 @@ fn the_demo_on_two_workers_writes_the_rows_of_one_machine() {
         assert!(tasks[worker].as_u64().unwrap_or(0) > 0, "no task on {worker}: {distributed}");
     }
     assert_eq!(distributed["cluster"]["workers"], serde_json::json!([a.address, b.address]));
+    // Now the cluster's costs are measured, and one machine's are not.
+    assert!(measured(&json(&dfpipe(&["plan", path, "--cluster", &cluster, "--json"]))) >= 22);
+    assert_eq!(measured(&json(&dfpipe(&["plan", path, "--json"]))), 0);
     // The same rows as on one machine, view by view.
     let got = outputs(&dir);
     assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
@@ -213,7 +168,7 @@ fn a_worker_killed_mid_run_fails_its_views_and_the_next_run_completes_on_the_oth
     assert!(first.status.success(), "{}", stderr(&first));
     let before = files(&dir);
 
-    let (mut doomed, survivor) = (Worker::start(), Worker::start());
+    let (mut doomed, survivor) = (Worker::start_with(&[], &[]), Worker::start_with(&[], &[]));
     let cluster = format!("{},{}", doomed.address, survivor.address);
     // One view at a time, so that the run is still going when the worker dies.
     let run = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
@@ -305,7 +260,7 @@ fn dfpipe_runs(dir: &Path) -> usize {
 
 #[test]
 fn a_worker_stops_cleanly_on_sigterm() {
-    let worker = Worker::start();
+    let worker = Worker::start_with(&[], &[]);
     let pid = worker.child.id().to_string();
     let mut worker = worker;
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

@@ -4,6 +4,8 @@
 //! `AWS_*` environment variables. `.ci/run` installs the server when it is missing; by hand:
 //! `cargo install s3s-fs --version 0.14.1 --features binary --locked`.
 
+mod support;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -240,7 +242,14 @@ max_retries = 1
 
     /// `dfpipe run --json`, which must exit with `code`: the views that executed, sorted.
     fn run(&self, code: i32) -> (Vec<String>, serde_json::Value) {
-        let out = dfpipe(&["run", self.path(), "--json"]);
+        self.run_with(&[], code)
+    }
+
+    /// `dfpipe run --json` with `flags`, which must exit with `code`.
+    fn run_with(&self, flags: &[&str], code: i32) -> (Vec<String>, serde_json::Value) {
+        let mut args = vec!["run", self.path(), "--json"];
+        args.extend_from_slice(flags);
+        let out = dfpipe(&args);
         assert_eq!(out.status.code(), Some(code), "{}", String::from_utf8_lossy(&out.stderr));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
@@ -406,6 +415,54 @@ fn has_files(dir: &Path) -> bool {
         let path = entry.path();
         if path.is_dir() { has_files(&path) } else { !entry.file_name().to_string_lossy().starts_with('.') }
     })
+}
+
+/// A pipeline on S3 runs on two workers, each building the `[storage]` store from the
+/// options the coordinator sends and the credentials of its own environment; its outputs are
+/// those of a run on one machine. A worker whose environment holds wrong credentials fails
+/// the views it served, naming the bucket.
+#[test]
+fn a_pipeline_on_s3_runs_on_workers_that_build_the_store_themselves() {
+    let lake = Lake::new();
+    lake.write_spec("\n[cluster]\nsettings = { \"distributed.file_scan_config_bytes_per_partition\" = \"16\" }\n");
+    // Two partitions, so that plans have repartitions to cut into stages.
+    let spec_file = lake.dir.path().join("dfpipe.toml");
+    let spec = std::fs::read_to_string(&spec_file).unwrap().replace("target_partitions = 1", "target_partitions = 2");
+    std::fs::write(&spec_file, spec).unwrap();
+    let aws: Vec<String> = std::env::vars().map(|(k, _)| k).filter(|k| k.starts_with("AWS_")).collect();
+    let aws: Vec<&str> = aws.iter().map(String::as_str).collect();
+    let credentials = [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)];
+    let workers = [support::Worker::start_with(&aws, &credentials), support::Worker::start_with(&aws, &credentials)];
+    let cluster = format!("{},{}", workers[0].address, workers[1].address);
+
+    let out = dfpipe(&["run", lake.path(), "--cluster", &cluster, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for worker in &workers {
+        assert!(report["cluster"]["tasks"][&worker.address].as_u64().unwrap() > 0, "{report}");
+    }
+    let views = ["nation_names", "order_totals", "top_customers"];
+    let out_dir = lake.server.bucket_dir().join("out");
+    let on_cluster: Vec<Vec<String>> = views.iter().map(|v| support::rows(&out_dir.join(v))).collect();
+    assert!(on_cluster.iter().all(|rows| !rows.is_empty()), "{on_cluster:?}");
+    let (_, alone) = lake.run_with(&["--full"], 0);
+    assert!(alone.get("cluster").is_none());
+    let on_one_machine: Vec<Vec<String>> = views.iter().map(|v| support::rows(&out_dir.join(v))).collect();
+    assert_eq!(on_cluster, on_one_machine);
+
+    let wrong = [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", "not-the-secret")];
+    let (bad, good) = (support::Worker::start_with(&aws, &wrong), support::Worker::start_with(&aws, &credentials));
+    let cluster = format!("{},{}", bad.address, good.address);
+    let out = dfpipe(&["run", lake.path(), "--full", "--cluster", &cluster, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&serde_json::Value> =
+        report["views"].as_array().unwrap().iter().filter(|v| v["status"] == "failed").collect();
+    assert!(!failed.is_empty(), "{report}");
+    assert!(failed.iter().all(|v| v["reason"].as_str().unwrap().contains("lake")), "{report}");
+    // What failed kept its output.
+    let after: Vec<Vec<String>> = views.iter().map(|v| support::rows(&out_dir.join(v))).collect();
+    assert_eq!(after, on_one_machine);
 }
 
 #[test]
