@@ -214,6 +214,41 @@ fn a_worker_killed_mid_run_fails_its_views_and_the_next_run_completes_on_the_oth
     assert_eq!(next["cluster"]["tasks"][&survivor.address], 0, "{next}");
 }
 
+/// A worker that stops answering without closing its connections (here: stopped by
+/// SIGSTOP) is found dead by the keep-alive pings: the run ends with exit 1 instead of
+/// hanging.
+#[test]
+fn a_worker_that_stops_answering_fails_the_run_instead_of_hanging_it() {
+    let demo = tempfile::tempdir().unwrap();
+    let dir = pipeline(demo.path());
+    let path = dir.to_str().unwrap();
+    let (frozen, other) = (Worker::start_with(&[], &[]), Worker::start_with(&[], &[]));
+    let cluster = format!("{},{}", frozen.address, other.address);
+    let run = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
+        .args(["run", path, "--workers", "1", "--fail-fast", "--cluster", &cluster, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let staging = dir.join("out").join(".staging");
+    let started = Instant::now();
+    while !staging.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        assert!(started.elapsed() < Duration::from_mins(2), "no view started writing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = frozen.child.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let stopped = Instant::now();
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(run.wait_with_output().unwrap()));
+    let out = waited.recv_timeout(Duration::from_mins(2)).expect("the run hung on a worker that stopped answering");
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json(&out);
+    assert!(statuses(&report).values().any(|s| s == "failed"), "{report}");
+    eprintln!("the run ended {:.1} s after the worker stopped", stopped.elapsed().as_secs_f64());
+}
+
 #[test]
 fn unreachable_workers_and_unreadable_paths_are_refused_before_anything_runs() {
     let demo = tempfile::tempdir().unwrap();
