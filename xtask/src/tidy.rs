@@ -1,5 +1,5 @@
-//! Tidy checks: the crate layering of PRODUCT.md, `//!` headers, no should_panic attributes, and no
-//! SQL built with `format!` in library code.
+//! Tidy checks: the crate layering of PRODUCT.md, `//!` headers, no should_panic attributes, no
+//! SQL built with `format!` in library code, and one build for both README commands.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -32,7 +32,67 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(&architecture).with_context(|| format!("reading {}", architecture.display()))?;
     problems.extend(diagram(&metadata, &text));
     problems.extend(sources(root)?);
+    problems.extend(one_build(root)?);
     Ok(problems)
+}
+
+/// Checks that `cargo run -p dfpipe` and `cargo test --workspace` resolve the same features
+/// for every dependency not of ours, so the second reuses the first's build instead of
+/// rebuilding DataFusion (our own crates, quick to build, may differ by their `default`).
+fn one_build(root: &Path) -> Result<Vec<String>> {
+    let run = features(root, &["-p", "dfpipe", "-e", "normal,build"])?;
+    let test = features(root, &["--workspace", "-e", "normal,build,dev"])?;
+    Ok(feature_differences(&run, &test))
+}
+
+/// Each package's enabled features, by `name version`, from `cargo tree` with `selection`.
+fn features(root: &Path, selection: &[&str]) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .arg("tree")
+        .args(selection)
+        .args(["--prefix", "none", "--format", "{p} {f}", "--offline"])
+        .current_dir(root)
+        .output()
+        .context("running cargo tree")?;
+    anyhow::ensure!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(parse_features(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// `cargo tree --format "{p} {f}"` lines as features by package.
+fn parse_features(tree: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut packages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in tree.lines() {
+        let mut words = line.split(' ');
+        let (Some(name), Some(version)) = (words.next(), words.next()) else { continue };
+        let features = packages.entry(format!("{name} {version}")).or_default();
+        for word in words.filter(|w| !w.starts_with('(')) {
+            features.extend(word.split(',').filter(|f| !f.is_empty()).map(str::to_owned));
+        }
+    }
+    packages
+}
+
+/// The packages not of ours whose features differ between the two builds.
+fn feature_differences(
+    run: &BTreeMap<String, BTreeSet<String>>,
+    test: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<String> {
+    (run.iter())
+        .filter(|(package, _)| !package.starts_with("dfpipe"))
+        .filter_map(|(package, features)| {
+            let other = test.get(package)?;
+            (features != other).then(|| {
+                let only_test: Vec<&String> = other.difference(features).collect();
+                let only_run: Vec<&String> = features.difference(other).collect();
+                format!(
+                    "`{package}` is built with other features by `cargo test --workspace` (adds {only_test:?}) than \
+                     by `cargo run -p dfpipe` (adds {only_run:?}), so one rebuilds what the other built: enable them \
+                     in [workspace.dependencies]"
+                )
+            })
+        })
+        .collect()
 }
 
 /// The crates of ours each library crate depends on (normal and build dependencies), from
@@ -309,6 +369,16 @@ mod tests {
         let packages = metadata["packages"].as_array_mut().unwrap();
         let target = packages.iter_mut().find(|p| p["name"] == package).unwrap();
         target["dependencies"].as_array_mut().unwrap().push(serde_json::json!({"name": dependency, "kind": null}));
+    }
+
+    #[test]
+    fn feature_differences_name_the_package_and_the_features() {
+        let run = parse_features("serde v1.0.1 derive,std\ndfpipe-engine v0.1.0 (/x)\nsimilar v2.7.0 text (*)\n");
+        let test =
+            parse_features("serde v1.0.1 alloc,derive,std\ndfpipe-engine v0.1.0 (/x) default\nsimilar v2.7.0 text\n");
+        let problems = feature_differences(&run, &test);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("`serde v1.0.1`") && problems[0].contains("\"alloc\""), "{problems:?}");
     }
 
     #[test]
