@@ -192,6 +192,9 @@ fn a_worker_killed_mid_run_fails_its_views_and_the_next_run_completes_on_the_oth
     assert!(!failed.is_empty(), "{report}");
     let failure = report["views"].as_array().unwrap().iter().find(|v| v["status"] == "failed").unwrap();
     assert!(failure["reason"].as_str().unwrap().contains(&doomed.address), "{failure}");
+    // The dead worker is left out of the plans cut after the failure: the views that had not
+    // started yet run on the other.
+    assert!(ended.values().any(|s| s == "succeeded"), "{report}");
     // What did not commit kept its previous output, whole.
     let after = files(&dir);
     for (view, status) in &ended {

@@ -1,7 +1,7 @@
 //! The coordinator's side: which workers, how a session reaches them, how a physical plan is
 //! cut into stages for them, and how many tasks each was given.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,6 +41,8 @@ pub struct Cluster {
     tasks: Arc<Mutex<BTreeMap<String, usize>>>,
     /// Where the next stage's tasks start, so that stages spread over the workers.
     next: Arc<AtomicUsize>,
+    /// The workers found not answering: no plan is cut for them any more.
+    lost: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl fmt::Debug for Cluster {
@@ -80,6 +82,7 @@ impl Cluster {
             channels: Channels::default(),
             tasks: Arc::default(),
             next: Arc::default(),
+            lost: Arc::default(),
         })
     }
 
@@ -87,7 +90,7 @@ impl Cluster {
     /// (`distributed.file_scan_config_bytes_per_partition`, ...). An unknown key or a bad
     /// value is refused here.
     pub fn with_settings(mut self, settings: BTreeMap<String, String>) -> Result<Self, ClusterError> {
-        let mut config = SessionConfig::new().with_distributed_worker_resolver(Resolver(Vec::new()));
+        let mut config = SessionConfig::new().with_distributed_worker_resolver(Resolver(self.clone()));
         for (key, value) in &settings {
             if !key.starts_with("distributed.") {
                 return Err(ClusterError::Setting {
@@ -140,14 +143,22 @@ impl Cluster {
         Ok(())
     }
 
-    /// The workers that do not answer [`Cluster::probe`] now: to name them when a plan
-    /// failed.
+    /// The workers that do not answer [`Cluster::probe`] now, to name them when a plan
+    /// failed. They are lost for the rest of the run: plans cut afterwards leave them out.
     pub async fn unreachable(&self) -> Vec<String> {
         let probes = self
             .workers
             .iter()
             .map(|(address, url)| async move { self.probe_one(address, url).await.err().map(|_| address.clone()) });
-        futures::future::join_all(probes).await.into_iter().flatten().collect()
+        let down: Vec<String> = futures::future::join_all(probes).await.into_iter().flatten().collect();
+        self.lost.lock().unwrap_or_else(PoisonError::into_inner).extend(down.iter().cloned());
+        down
+    }
+
+    /// The workers not found lost, in the order given.
+    fn live(&self) -> Vec<(String, Url)> {
+        let lost = self.lost.lock().unwrap_or_else(PoisonError::into_inner);
+        self.workers.iter().filter(|(address, _)| !lost.contains(address)).cloned().collect()
     }
 
     /// Asks the worker at `address` for its version.
@@ -184,13 +195,10 @@ impl Cluster {
     /// are routed (and counted), the stores workers build, the planner settings. Plans stay
     /// as they are until [`Cluster::distribute`].
     pub fn configure(&self, state: SessionState) -> Result<SessionState, ClusterError> {
-        let urls: Vec<Url> = self.workers.iter().map(|(_, url)| url.clone()).collect();
-        let routing =
-            Routing { workers: self.workers.clone(), tasks: Arc::clone(&self.tasks), next: Arc::clone(&self.next) };
         let mut state = SessionStateBuilder::new_from_existing(state)
-            .with_distributed_worker_resolver(Resolver(urls))
+            .with_distributed_worker_resolver(Resolver(self.clone()))
             .with_distributed_channel_resolver(self.channels.clone())
-            .with_distributed_route_tasks_handler(routing)
+            .with_distributed_route_tasks_handler(Routing(self.clone()))
             .with_distributed_option_extension(self.stores.clone())
             .build();
         for (key, value) in &self.settings {
@@ -215,6 +223,12 @@ impl Cluster {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if has_scalar_subquery(&plan)? || plan.is::<DistributedExec>() {
             return Ok(plan);
+        }
+        if self.live().is_empty() {
+            return Err(DataFusionError::Execution(format!(
+                "no worker of the cluster answers any more ({}); start them again, or run without --cluster",
+                self.workers().join(", ")
+            )));
         }
         // datafusion-distributed plans only as a query planner, after the planner before it:
         // that one hands it the plan already made.
@@ -296,35 +310,36 @@ fn first_line(text: &str) -> &str {
 }
 
 /// The workers, as datafusion-distributed asks for them.
-struct Resolver(Vec<Url>);
+struct Resolver(Cluster);
 
 impl WorkerResolver for Resolver {
     fn get_urls(&self) -> DfResult<Vec<Url>, DataFusionError> {
-        Ok(self.0.clone())
+        Ok(self.0.live().into_iter().map(|(_, url)| url).collect())
     }
 }
 
 /// Routes each stage's tasks to the workers in turn, starting where the last stage ended, so
 /// that work spreads; a stage of one task goes where its single input task ran, so that its
 /// rows need not move between workers. Counts what each worker was given.
-struct Routing {
-    workers: Vec<(String, Url)>,
-    tasks: Arc<Mutex<BTreeMap<String, usize>>>,
-    next: Arc<AtomicUsize>,
-}
+struct Routing(Cluster);
 
 impl RouteTasksHandler for Routing {
     fn handle(&self, ev: RouteTasksEvent) -> Option<DfResult<RouteTasksEventResponse>> {
+        let cluster = &self.0;
+        let live = cluster.live();
+        if live.is_empty() {
+            return Some(Err(DataFusionError::Execution("no worker of the cluster answers any more".to_owned())));
+        }
         let urls: Vec<Url> = match (ev.task_count, lone_input(ev.plan)) {
             (1, Some(url)) => vec![url],
             (count, _) => {
-                let start = self.next.fetch_add(count, Ordering::Relaxed);
-                (0..count).map(|i| self.workers[(start + i) % self.workers.len()].1.clone()).collect()
+                let start = cluster.next.fetch_add(count, Ordering::Relaxed);
+                (0..count).map(|i| live[(start + i) % live.len()].1.clone()).collect()
             }
         };
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tasks = cluster.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         for url in &urls {
-            if let Some((address, _)) = self.workers.iter().find(|(_, known)| known == url) {
+            if let Some((address, _)) = cluster.workers.iter().find(|(_, known)| known == url) {
                 *tasks.entry(address.clone()).or_default() += 1;
             }
         }
