@@ -290,6 +290,35 @@ fn unreachable_workers_and_unreadable_paths_are_refused_before_anything_runs() {
     );
 }
 
+/// Bad worker addresses and `[cluster]` tables are refused with exit 2, naming what is wrong.
+#[test]
+fn bad_workers_and_cluster_tables_are_refused() {
+    let out = dfpipe(&["worker", "--listen", "nonsense"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("worker on nonsense: cannot listen"), "{}", stderr(&out));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out = dfpipe(&["worker", "--listen", &address]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("worker on {address}: cannot listen")), "{}", stderr(&out));
+
+    let demo = tempfile::tempdir().unwrap();
+    let dir = pipeline(demo.path());
+    let path = dir.to_str().unwrap();
+    let file = dir.join("dfpipe.toml");
+    let spec = std::fs::read_to_string(&file).unwrap();
+    for (table, expected) in [
+        ("workers = [\"nowhere\"]\n", "[cluster] worker address `nowhere`"),
+        ("workers = [\"h:1\", \"h:1\"]\n", "given twice"),
+        ("hosts = [\"h:1\"]\n", "unknown field `hosts`"),
+    ] {
+        std::fs::write(&file, spec.replace("[cluster]\n", &format!("[cluster]\n{table}"))).unwrap();
+        let out = dfpipe(&["plan", path]);
+        assert_eq!(out.status.code(), Some(2), "{table}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected) && stderr(&out).contains("dfpipe.toml"), "{table}: {}", stderr(&out));
+    }
+}
+
 fn dfpipe_runs(dir: &Path) -> usize {
     std::fs::read_dir(dir.join(".dfpipe").join("runs")).map_or(0, Iterator::count)
 }
