@@ -389,7 +389,7 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
             let text = match format {
                 ExplainFormat::Logical => bundle.logical.clone(),
                 ExplainFormat::Optimized => bundle.optimized.clone(),
-                ExplainFormat::Physical => planned.distributed_plan(&view).unwrap_or(&bundle.physical).to_owned(),
+                ExplainFormat::Physical => planned.distributed_plan(&view).unwrap_or_else(|| bundle.physical.clone()),
                 ExplainFormat::Tree => bundle.tree.clone(),
                 ExplainFormat::Verbose => output::verbose(bundle),
                 ExplainFormat::Analyze => match planned.executed_bundle(&view)? {

@@ -171,18 +171,7 @@ fn a_worker_killed_mid_run_fails_its_views_and_the_next_run_completes_on_the_oth
     let (mut doomed, survivor) = (Worker::start_with(&[], &[]), Worker::start_with(&[], &[]));
     let cluster = format!("{},{}", doomed.address, survivor.address);
     // One view at a time, so that the run is still going when the worker dies.
-    let run = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
-        .args(["run", path, "--full", "--workers", "1", "--cluster", &cluster, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let staging = dir.join("out").join(".staging");
-    let started = Instant::now();
-    while !staging.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-        assert!(started.elapsed() < Duration::from_mins(2), "no view started writing");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let run = run_until_writing(&dir, &["--full", "--workers", "1", "--cluster", &cluster]);
     doomed.kill();
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -217,18 +206,14 @@ fn a_worker_killed_mid_run_fails_its_views_and_the_next_run_completes_on_the_oth
     assert_eq!(next["cluster"]["tasks"][&survivor.address], 0, "{next}");
 }
 
-/// A worker that stops answering without closing its connections (here: stopped by
-/// SIGSTOP) is found dead by the keep-alive pings: the run ends with exit 1 instead of
-/// hanging.
-#[test]
-fn a_worker_that_stops_answering_fails_the_run_instead_of_hanging_it() {
-    let demo = tempfile::tempdir().unwrap();
-    let dir = pipeline(demo.path());
-    let path = dir.to_str().unwrap();
-    let (frozen, other) = (Worker::start_with(&[], &[]), Worker::start_with(&[], &[]));
-    let cluster = format!("{},{}", frozen.address, other.address);
+/// `dfpipe run DIR --json` with `flags`, started and returned once a view writes into
+/// staging: the run is under way.
+fn run_until_writing(dir: &Path, flags: &[&str]) -> std::process::Child {
     let run = Command::new(env!("CARGO_BIN_EXE_dfpipe"))
-        .args(["run", path, "--workers", "1", "--fail-fast", "--cluster", &cluster, "--json"])
+        .arg("run")
+        .arg(dir)
+        .args(flags)
+        .arg("--json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -239,6 +224,19 @@ fn a_worker_that_stops_answering_fails_the_run_instead_of_hanging_it() {
         assert!(started.elapsed() < Duration::from_mins(2), "no view started writing");
         std::thread::sleep(Duration::from_millis(5));
     }
+    run
+}
+
+/// A worker that stops answering without closing its connections (here: stopped by
+/// SIGSTOP) is found dead by the keep-alive pings: the run ends with exit 1 instead of
+/// hanging.
+#[test]
+fn a_worker_that_stops_answering_fails_the_run_instead_of_hanging_it() {
+    let demo = tempfile::tempdir().unwrap();
+    let dir = pipeline(demo.path());
+    let (frozen, other) = (Worker::start_with(&[], &[]), Worker::start_with(&[], &[]));
+    let cluster = format!("{},{}", frozen.address, other.address);
+    let run = run_until_writing(&dir, &["--workers", "1", "--fail-fast", "--cluster", &cluster]);
     let pid = frozen.child.id().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     let (done, waited) = std::sync::mpsc::channel();

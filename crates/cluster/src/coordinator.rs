@@ -90,21 +90,16 @@ impl Cluster {
     /// (`distributed.file_scan_config_bytes_per_partition`, ...). An unknown key or a bad
     /// value is refused here.
     pub fn with_settings(mut self, settings: BTreeMap<String, String>) -> Result<Self, ClusterError> {
-        let mut config = SessionConfig::new().with_distributed_worker_resolver(Resolver(self.clone()));
-        for (key, value) in &settings {
-            if !key.starts_with("distributed.") {
-                return Err(ClusterError::Setting {
-                    key: key.clone(),
-                    message: "cluster settings are datafusion-distributed's, named `distributed.*`; \
-                              DataFusion's own go in [profile.settings]"
-                        .to_owned(),
-                });
-            }
-            config
-                .options_mut()
-                .set(key, value)
-                .map_err(|e| ClusterError::Setting { key: key.clone(), message: e.strip_backtrace() })?;
+        if let Some(key) = settings.keys().find(|key| !key.starts_with("distributed.")) {
+            return Err(ClusterError::Setting {
+                key: key.clone(),
+                message: "cluster settings are datafusion-distributed's, named `distributed.*`; \
+                          DataFusion's own go in [profile.settings]"
+                    .to_owned(),
+            });
         }
+        // Set once on a throwaway session, so that a bad key or value is refused here.
+        set_all(&mut SessionConfig::new().with_distributed_worker_resolver(Resolver(self.clone())), &settings)?;
         self.settings = settings;
         Ok(self)
     }
@@ -201,13 +196,7 @@ impl Cluster {
             .with_distributed_route_tasks_handler(Routing(self.clone()))
             .with_distributed_option_extension(self.stores.clone())
             .build();
-        for (key, value) in &self.settings {
-            state
-                .config_mut()
-                .options_mut()
-                .set(key, value)
-                .map_err(|e| ClusterError::Setting { key: key.clone(), message: e.strip_backtrace() })?;
-        }
+        set_all(state.config_mut(), &self.settings)?;
         Ok(state)
     }
 
@@ -271,6 +260,17 @@ pub async fn with_worker_metrics(plan: Arc<dyn ExecutionPlan>) -> Arc<dyn Execut
         Ok(Ok(folded)) => folded,
         Ok(Err(_)) | Err(_) => plan,
     }
+}
+
+/// Sets `settings` on `config`, which holds datafusion-distributed's options.
+fn set_all(config: &mut SessionConfig, settings: &BTreeMap<String, String>) -> Result<(), ClusterError> {
+    for (key, value) in settings {
+        config
+            .options_mut()
+            .set(key, value)
+            .map_err(|e| ClusterError::Setting { key: key.clone(), message: e.strip_backtrace() })?;
+    }
+    Ok(())
 }
 
 /// `HOST:PORT` as the worker's URL.

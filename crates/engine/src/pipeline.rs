@@ -317,15 +317,12 @@ fn planned_views(
     views
 }
 
-/// Each materialized view's plan as `cluster` runs it, for `plan` and `explain` to show.
+/// Each materialized view's plan as `cluster` runs it: what `plan` and `explain` show, and
+/// what the run executes.
 async fn distribute_all(cluster: &Cluster, ctx: &SessionContext, views: &mut [PlannedView]) -> Result<()> {
     let state = ctx.state();
     for view in views.iter_mut().filter(|v| v.write.is_some()) {
-        let plan = cluster.distribute(Arc::clone(&view.physical), &state).await?;
-        view.distributed = Some(crate::planned::Distributed {
-            stages: dfpipe_cluster::stage_count(&plan),
-            display: dfpipe_cluster::display_distributed(plan.as_ref()),
-        });
+        view.distributed = Some(cluster.distribute(Arc::clone(&view.physical), &state).await?);
     }
     Ok(())
 }

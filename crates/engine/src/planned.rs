@@ -41,16 +41,9 @@ pub(crate) struct PlannedView {
     pub(crate) last: Option<ViewRecord>,
     pub(crate) decision: Decision,
     pub(crate) cost: Cost,
-    /// With a cluster, for a materialized view: its physical plan as the cluster runs it.
-    pub(crate) distributed: Option<Distributed>,
-}
-
-/// A physical plan cut into stages for a cluster.
-pub(crate) struct Distributed {
-    /// How many stages it runs in: 1 when it stays on the coordinator.
-    pub(crate) stages: usize,
-    /// Its stages and network boundaries, drawn; `None` when it stays on the coordinator.
-    pub(crate) display: Option<String>,
+    /// With a cluster, for a materialized view: `physical` cut into stages, as the run
+    /// executes it (unless the view is planned again at execution).
+    pub(crate) distributed: Option<Arc<dyn ExecutionPlan>>,
 }
 
 impl PlannedView {
@@ -159,7 +152,7 @@ impl Planned {
                     cost_ms: v.cost.value,
                     cost_source: v.cost.source,
                     last_duration_ms: v.last.as_ref().and_then(|l| l.cost_ms),
-                    stages: v.distributed.as_ref().map(|d| d.stages),
+                    stages: v.distributed.as_ref().map(dfpipe_cluster::stage_count),
                 })
                 .collect(),
             schedule: self.schedule_report(&schedule),
@@ -169,9 +162,9 @@ impl Planned {
     /// `view`'s physical plan as the cluster runs it, its stages and network boundaries
     /// drawn: `None` without a cluster, for a lazy view, or when the plan stays on the
     /// coordinator.
-    pub fn distributed_plan(&self, view: &str) -> Option<&str> {
+    pub fn distributed_plan(&self, view: &str) -> Option<String> {
         let view = self.views.iter().find(|v| v.name == view)?;
-        view.distributed.as_ref().and_then(|d| d.display.as_deref())
+        dfpipe_cluster::display_distributed(view.distributed.as_deref()?)
     }
 
     /// `dfpipe lineage --format json`. With `deep`, lineage resolves through views down to

@@ -67,6 +67,7 @@ impl From<String> for Halt {
 struct Job {
     ctx: SessionContext,
     state: SessionState,
+    /// The plan to execute: with a cluster, already cut into stages.
     plan: Arc<dyn ExecutionPlan>,
     /// For a reader of committed outputs: the optimized plan, planned physically again at
     /// execution so that it lists the files its upstream views committed in this run.
@@ -172,7 +173,7 @@ impl Planned {
         Some(Job {
             ctx: self.context().clone(),
             state: self.context().state(),
-            plan: Arc::clone(&view.physical),
+            plan: Arc::clone(view.distributed.as_ref().unwrap_or(&view.physical)),
             replan: view.reads_outputs.then(|| view.optimized.clone()),
             write,
             contract: self.spec.contracts.get(&view.name).cloned(),
@@ -209,12 +210,15 @@ impl Planned {
 /// commit.
 async fn stage(job: Job) -> Result<(dfpipe_writer::Staged, Arc<dyn ExecutionPlan>), Halt> {
     let plan = match &job.replan {
-        Some(optimized) => physical_plan(optimized, &job.state).await.map_err(|e| e.strip_backtrace())?,
         None => job.plan,
-    };
-    let plan = match &job.cluster {
-        Some(cluster) => cluster.distribute(plan, &job.state).await.map_err(|e| e.strip_backtrace())?,
-        None => plan,
+        // Planned again, so cut into stages again.
+        Some(optimized) => {
+            let plan = physical_plan(optimized, &job.state).await.map_err(|e| e.strip_backtrace())?;
+            match &job.cluster {
+                Some(cluster) => cluster.distribute(plan, &job.state).await.map_err(|e| e.strip_backtrace())?,
+                None => plan,
+            }
+        }
     };
     // A cancelled write is dropped, and with it its staging directory.
     let staged = tokio::select! {
