@@ -681,17 +681,34 @@ async fn sharing_a_view_changes_no_fingerprint() {
     }
 }
 
-/// The shared staging views (computed once for their readers) change no result: each query
-/// view's committed rows are those of plain DataFusion running the demo's SQL over inline
-/// views.
+/// The shared staging views (computed once for their readers) and the cores shared by views
+/// running side by side change no result: each query view's committed rows are those of
+/// plain DataFusion running the demo's SQL over inline views, on all the cores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shared_views_give_the_rows_of_plain_datafusion() {
+async fn shared_views_and_shared_cores_give_the_rows_of_plain_datafusion() {
     let demo = Demo::new();
-    let planned = Pipeline::load(demo.path()).unwrap().plan(&RunOptions::default()).await.unwrap();
+    let pipeline = Pipeline::load(demo.path()).unwrap();
+    // One view at a time: each has the profile's 2 partitions.
+    let alone = pipeline.plan(&RunOptions { workers: 1, ..RunOptions::default() }).await.unwrap();
+    let partitions = |planned: &dfpipe_engine::Planned| -> Vec<Option<usize>> {
+        planned.report().unwrap().views.iter().filter(|v| v.will_run).map(|v| v.partitions).collect()
+    };
+    assert!(partitions(&alone).iter().all(|&p| p == Some(2)), "{:?}", partitions(&alone));
+    drop(alone);
+    // Two at a time: a view the schedule runs beside another has 1.
+    let planned = pipeline.plan(&RunOptions { workers: 2, ..RunOptions::default() }).await.unwrap();
+    let shares = partitions(&planned);
+    assert_eq!(shares.len(), 22);
+    assert!(shares.iter().filter(|&&p| p == Some(1)).count() >= 20, "{shares:?}");
     let physical = planned.bundle("q01").unwrap().physical.clone();
     assert!(physical.contains("LazyViewExec: view=stg_lineitem, shared by 17 readers"), "{physical}");
+    assert!(physical.contains("RepartitionExec"), "{physical}");
     let report = planned.run(Arc::new(|_| {})).await.unwrap();
     assert_eq!(report.status, "succeeded", "{report:#?}");
+    // What ran is recorded: q01's plan with 1 partition has nothing to repartition.
+    let planned = pipeline.plan(&RunOptions { workers: 2, ..RunOptions::default() }).await.unwrap();
+    let executed = planned.executed_bundle("q01").unwrap().unwrap().physical;
+    assert!(!executed.contains("RepartitionExec"), "{executed}");
 
     let plain = SessionContext::new();
     for table in dfpipe_demo::TABLES {

@@ -4,7 +4,7 @@
 `cargo xtask compare --peers` lays out the work directory and runs this script with the
 virtual environment's Python (which has `duckdb` and `polars`):
 
-    peers.py harness --dfpipe PATH --work DIR [--rounds N] [--threads T]
+    peers.py harness --dfpipe PATH --dbt PATH --work DIR [--rounds N] [--threads T]
 
 The work directory holds `data/` (TPC-H parquet from `dfpipe gen tpch`), `demo/` (the demo
 pipeline over `../data`) and `writer/` (a one-view pipeline rewriting `lineitem`). Every
@@ -13,6 +13,8 @@ sides reversed every other round) after one untimed warm-up round. The harness c
 row counts of every output against dfpipe's, prints each round, a markdown table of medians
 and ratios, and the load average before and after. The peers' processes:
 
+    dbt run                       the demo as a dbt-duckdb project (`dbt_project`), the `dbt`
+                                  of its own virtual environment (`--dbt`)
     peers.py duckdb-demo DIR      the demo's 22 query views by DuckDB, COPY to zstd parquet
     peers.py duckdb-writer DIR    lineitem rewritten by DuckDB COPY
     peers.py polars-writer DIR    lineitem rewritten by Polars scan_parquet().sink_parquet()
@@ -22,6 +24,7 @@ Outputs are measured, never asserted by a test: nothing in `cargo test` runs thi
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -88,6 +91,57 @@ def duckdb_demo(work: Path, threads: int) -> None:
             con.execute(f"COPY (\n{view_sql(pipeline, name)}\n) TO '{out / name}.parquet' {copy_options()}")
 
 
+def dbt_project(work: Path, threads: int) -> Path:
+    """The demo as a dbt-duckdb project under `work/dbt`: the sources as dbt sources over the
+    parquet files, lazy views as `view` models, materialized views as `external` models
+    written to zstd parquet, like dfpipe's outputs. Table names in the SQL become `source()`
+    and `ref()` calls; nothing else changes. Returns the project directory."""
+    pipeline = work / "demo"
+    spec = read_spec(pipeline)
+    project = work / "dbt"
+    models = project / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    out = (work / "dbt-out").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (project / "dbt_project.yml").write_text(
+        "name: tpch_demo\nversion: '1.0'\nconfig-version: 2\nprofile: tpch_demo\nmodel-paths: [models]\n"
+    )
+    (project / "profiles.yml").write_text(
+        "tpch_demo:\n  target: bench\n  outputs:\n    bench:\n      type: duckdb\n      path: ':memory:'\n"
+        f"      threads: {threads}\n      settings:\n        threads: {threads}\n"
+    )
+    sources = spec["sources"]
+    tables = "".join(
+        f"      - name: {name}\n        meta:\n"
+        f"          external_location: \"read_parquet('{parquet_glob(pipeline, source['path'])}')\"\n"
+        for name, source in sources.items()
+    )
+    (models / "sources.yml").write_text(f"version: 2\nsources:\n  - name: tpch\n    tables:\n{tables}")
+    views = sorted(p.stem for p in (pipeline / "views").glob("*.sql"))
+    materialized = {n for n, v in spec.get("views", {}).items() if v.get("materialize") == "parquet"}
+    for name in views:
+        # Comments go: dbt renders Jinja inside them too.
+        sql = "\n".join(line for line in view_sql(pipeline, name).splitlines() if not line.lstrip().startswith("--"))
+        # A relation follows `from`, `join` or a comma of a from list; the same word elsewhere
+        # is a column or an alias (q09's `n_name as nation`).
+        def relation(word: str, call: str, text: str) -> str:
+            return re.sub(rf"(\b(?:from|join)\s+|,\s*){word}\b", rf"\1{call}", text, flags=re.IGNORECASE)
+
+        for source in sources:
+            sql = relation(source, f"{{{{ source('tpch', '{source}') }}}}", sql)
+        for view in views:
+            sql = relation(view, f"{{{{ ref('{view}') }}}}", sql)
+        if name in materialized:
+            config = (
+                f"materialized='external', location='{out / name}.parquet', format='parquet', "
+                f"options={{'compression': 'zstd', 'compression_level': {ZSTD_LEVEL}}}"
+            )
+        else:
+            config = "materialized='view'"
+        (models / f"{name}.sql").write_text(f"{{{{ config({config}) }}}}\n{sql}\n")
+    return project
+
+
 def lineitem_glob(work: Path) -> str:
     return str((work / "data" / "lineitem").resolve() / "*.parquet")
 
@@ -135,11 +189,13 @@ def size_mb(path: Path) -> float:
 
 
 def check_rows(work: Path, output_dir: str) -> bool:
-    """Compares every view's row count between dfpipe's outputs and DuckDB's; prints mismatches loudly."""
+    """Compares every view's row count between dfpipe's outputs and DuckDB's and dbt's; prints
+    mismatches loudly."""
     demo = work / "demo"
     views = sorted((work / "duckdb" / "demo").glob("*.parquet"))
     ours = row_counts({v.stem: str((demo / output_dir / v.stem).resolve() / "**" / "*.parquet") for v in views})
     theirs = row_counts({v.stem: str(v) for v in views})
+    dbt = row_counts({v.stem: str(work / "dbt-out" / v.name) for v in views})
     writer = work / "writer"
     writer_out = read_spec(writer)["pipeline"].get("output_dir", "out")
     written = row_counts(
@@ -152,9 +208,12 @@ def check_rows(work: Path, output_dir: str) -> bool:
     )
     ok = True
     for name in ours:
-        if ours[name] != theirs[name]:
+        if not ours[name] == theirs[name] == dbt[name]:
             ok = False
-            print(f"!!! ROW COUNT MISMATCH: {name}: dfpipe {ours[name]}, DuckDB {theirs[name]}", file=sys.stderr)
+            print(
+                f"!!! ROW COUNT MISMATCH: {name}: dfpipe {ours[name]}, DuckDB {theirs[name]}, dbt {dbt[name]}",
+                file=sys.stderr,
+            )
     if len(set(written.values())) != 1:
         ok = False
         print(f"!!! ROW COUNT MISMATCH in the lineitem rewrite: {written}", file=sys.stderr)
@@ -173,12 +232,13 @@ def table(demo: dict[str, list[float]], writer: dict[str, list[float]]) -> str:
     faster = min(w["duckdb"], w["polars"])
     return "\n".join(
         [
-            "| measure (median, whole process) | dfpipe | DuckDB | Polars | ratio |",
-            "|---|---:|---:|---:|---|",
+            "| measure (median, whole process) | dfpipe | DuckDB | Polars | dbt-duckdb | ratio |",
+            "|---|---:|---:|---:|---:|---|",
             f"| P4: demo, 22 query views to zstd parquet | {m['dfpipe']:.2f} s | {m['duckdb']:.2f} s | | "
-            f"**{ratio(m['dfpipe'], m['duckdb'])}** dfpipe ÷ DuckDB (goal ≤ 1.0) |",
+            f"{m['dbt']:.2f} s | **{ratio(m['dfpipe'], m['duckdb'])}** dfpipe ÷ DuckDB (goal ≤ 1.0); "
+            f"**{ratio(m['dfpipe'], m['dbt'])}** dfpipe ÷ dbt-duckdb (goal ≤ 0.7) |",
             f"| P6: `lineitem` rewritten to zstd(3) parquet | {w['dfpipe']:.2f} s | {w['duckdb']:.2f} s | "
-            f"{w['polars']:.2f} s | **{ratio(w['dfpipe'], faster)}** dfpipe ÷ faster peer (goal ≤ 1.0) |",
+            f"{w['polars']:.2f} s | | **{ratio(w['dfpipe'], faster)}** dfpipe ÷ faster peer (goal ≤ 1.0) |",
         ]
     )
 
@@ -192,10 +252,12 @@ def harness(args: argparse.Namespace) -> None:
     threads = str(args.threads)
     polars_env = dict(os.environ, POLARS_MAX_THREADS=threads)
     demo_out = read_spec(work / "demo")["pipeline"].get("output_dir", "out")
+    project = str(dbt_project(work, args.threads))
     runs = {
         "demo": {
             "dfpipe": ([args.dfpipe, "run", str(work / "demo"), "--full", "--workers", threads], None),
             "duckdb": ([*me, "duckdb-demo", str(work), "--threads", threads], None),
+            "dbt": ([args.dbt, "run", "--project-dir", project, "--profiles-dir", project], None),
         },
         "writer": {
             "dfpipe": ([args.dfpipe, "run", str(work / "writer"), "--full", "--workers", threads], None),
@@ -203,7 +265,10 @@ def harness(args: argparse.Namespace) -> None:
             "polars": ([*me, "polars-writer", str(work)], polars_env),
         },
     }
-    print(f"peers: dfpipe {args.dfpipe}, DuckDB {duckdb.__version__}, Polars {polars.__version__}, {threads} threads")
+    versions = subprocess.run([args.dbt, "--version"], capture_output=True, text=True).stdout
+    core, adapter = (re.search(rf"{key}:\s*(\S+)", versions) for key in ("installed", "duckdb"))
+    dbt = f"dbt-core {core[1] if core else '?'} with dbt-duckdb {adapter[1] if adapter else '?'}"
+    print(f"peers: dfpipe {args.dfpipe}, DuckDB {duckdb.__version__}, Polars {polars.__version__}, {dbt}, {threads} threads")
     load_before = loadavg()
     print(f"load average before: {load_before}")
     times = {goal: {who: [] for who in sides} for goal, sides in runs.items()}
@@ -232,8 +297,9 @@ def harness(args: argparse.Namespace) -> None:
     print()
     demo, writer = times["demo"], times["writer"]
     p4 = [ratio(d, q) for d, q in zip(demo["dfpipe"], demo["duckdb"])]
+    p4_dbt = [ratio(d, q) for d, q in zip(demo["dfpipe"], demo["dbt"])]
     p6 = [ratio(d, min(q, p)) for d, q, p in zip(writer["dfpipe"], writer["duckdb"], writer["polars"])]
-    print(f"ratios round by round: P4 {', '.join(p4)}; P6 {', '.join(p6)}")
+    print(f"ratios round by round: P4 {', '.join(p4)} (÷ dbt-duckdb {', '.join(p4_dbt)}); P6 {', '.join(p6)}")
     print(f"{args.rounds} rounds after a warm-up, alternating; load average before {load_before}, after {load_after}")
 
 
@@ -242,6 +308,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     h = sub.add_parser("harness")
     h.add_argument("--dfpipe", required=True)
+    h.add_argument("--dbt", required=True)
     h.add_argument("--work", type=Path, required=True)
     h.add_argument("--rounds", type=int, default=3)
     h.add_argument("--threads", type=int, default=2)

@@ -95,6 +95,15 @@ pub(crate) fn plan(report: &PlanReport, as_json: bool) {
     if !s.critical_path.is_empty() {
         say!("critical path: {}", s.critical_path.join(" -> "));
     }
+    // Views run beside others share the cores; a view running alone has them all.
+    let mut shares: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+    for partitions in report.views.iter().filter_map(|v| v.partitions) {
+        *shares.entry(partitions).or_default() += 1;
+    }
+    if !shares.is_empty() {
+        let shares: Vec<String> = shares.iter().map(|(p, n)| format!("{p} for {n} view(s)")).collect();
+        say!("partitions: {}", shares.join(", "));
+    }
 }
 
 pub(crate) fn lineage_text(report: &LineageReport) {

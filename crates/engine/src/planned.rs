@@ -131,6 +131,22 @@ impl Planned {
         Ok(self.graph.schedule(&self.costs(), self.workers)?)
     }
 
+    /// The partitions each view's plan runs with, indexed like the tasks: the session's
+    /// `target_partitions` divided among the views `schedule` runs beside it, at least 1,
+    /// so that views running side by side share the cores rather than oversubscribe them,
+    /// and a view running alone has them all. With a cluster every view keeps them all: the
+    /// workers bring their own cores, and stages are cut at repartitions.
+    pub(crate) fn partitions(&self, schedule: &Schedule) -> Vec<usize> {
+        let cores = self.ctx.state().config().target_partitions();
+        let overlap = schedule.overlap();
+        (0..self.views.len())
+            .map(|id| match &self.cluster {
+                Some(_) => cores,
+                None => (cores / overlap.get(id).copied().unwrap_or(1)).max(1),
+            })
+            .collect()
+    }
+
     /// The cost of each view, indexed like the tasks: its cost if it will run, else 0.
     pub(crate) fn costs(&self) -> Vec<u64> {
         self.views.iter().map(|v| if v.decision.will_run { v.cost.value } else { 0 }).collect()
@@ -139,11 +155,10 @@ impl Planned {
     /// `dfpipe plan --json`.
     pub fn report(&self) -> Result<PlanReport> {
         let schedule = self.predicted_schedule()?;
+        let partitions = self.partitions(&schedule);
         Ok(PlanReport {
-            views: self
-                .views
-                .iter()
-                .map(|v| ViewPlanReport {
+            views: (self.views.iter().zip(partitions))
+                .map(|(v, partitions)| ViewPlanReport {
                     name: v.name.clone(),
                     fingerprint: v.fingerprint.to_string(),
                     depends_on: v.bundle.lineage.depends_on.clone(),
@@ -152,6 +167,7 @@ impl Planned {
                     cost_ms: v.cost.value,
                     cost_source: v.cost.source,
                     last_duration_ms: v.last.as_ref().and_then(|l| l.cost_ms),
+                    partitions: v.decision.will_run.then_some(partitions),
                     stages: v.distributed.as_ref().map(dfpipe_cluster::stage_count),
                 })
                 .collect(),

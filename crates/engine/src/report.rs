@@ -87,6 +87,10 @@ pub struct ViewPlanReport {
     /// The wall time of its last execution: what `cost_ms` predicts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_duration_ms: Option<u64>,
+    /// For a view that will run: the partitions its plan runs with, its share of the cores
+    /// beside the views the predicted schedule runs at the same time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<usize>,
     /// With a cluster, for a materialized view: how many stages its plan runs in (1 when
     /// it stays on the coordinator).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -69,8 +69,9 @@ struct Job {
     state: SessionState,
     /// The plan to execute: with a cluster, already cut into stages.
     plan: Arc<dyn ExecutionPlan>,
-    /// For a reader of committed outputs: the optimized plan, planned physically again at
-    /// execution so that it lists the files its upstream views committed in this run.
+    /// The optimized plan, planned physically again at execution: for a reader of committed
+    /// outputs, so that it lists the files its upstream views committed in this run; for a
+    /// view sharing the cores, with its share of partitions (`state` has them).
     replan: Option<LogicalPlan>,
     write: WriteSpec,
     contract: Option<dfpipe_contract::Contract>,
@@ -112,10 +113,11 @@ impl Planned {
             environment: Some(self.store.put_environment(self.environment())?),
             committed: std::sync::Mutex::new(vec![None; self.views.len()]),
         };
+        let partitions = self.partitions(&self.predicted_schedule()?);
         let report = self
             .graph
             .execute_with(&self.costs(), self.execute_options(), |id, ()| {
-                let job = self.job(id);
+                let job = self.job(id, partitions[id]);
                 let (progress, name) = (Arc::clone(&progress), self.views[id].name.clone());
                 let (this, journal) = (&self, &journal);
                 async move {
@@ -166,15 +168,18 @@ impl Planned {
         if self.execution.dynamic { options.dynamic(std::time::Duration::from_millis(1)) } else { options }
     }
 
-    /// The job of view `id`, if it runs.
-    fn job(&self, id: usize) -> Option<Job> {
+    /// The job of view `id`, if it runs, its plan made with `partitions`.
+    fn job(&self, id: usize, partitions: usize) -> Option<Job> {
         let view = &self.views[id];
         let write = view.write.clone().filter(|_| view.decision.will_run)?;
+        let mut state = self.context().state();
+        let fewer = partitions != state.config().target_partitions();
+        state.config_mut().options_mut().execution.target_partitions = partitions;
         Some(Job {
             ctx: self.context().clone(),
-            state: self.context().state(),
+            state,
             plan: Arc::clone(view.distributed.as_ref().unwrap_or(&view.physical)),
-            replan: view.reads_outputs.then(|| view.optimized.clone()),
+            replan: (view.reads_outputs || fewer).then(|| view.optimized.clone()),
             write,
             contract: self.spec.contracts.get(&view.name).cloned(),
             cancel: self.execution.cancel.clone(),

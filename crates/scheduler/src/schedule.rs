@@ -38,6 +38,32 @@ pub struct Schedule {
     pub critical_path_length: u64,
 }
 
+impl Schedule {
+    /// For each task, indexed by [`TaskId`], the most tasks running at once at any moment of
+    /// its run, itself included: how many share the machine with it. A task of cost 0 is
+    /// never running, and shares with no one (1).
+    pub fn overlap(&self) -> Vec<usize> {
+        let n = self.tasks.iter().map(|t| t.task + 1).max().unwrap_or(0);
+        let mut runs: Vec<&ScheduledTask> = self.tasks.iter().filter(|t| t.finish > t.start).collect();
+        runs.sort_by_key(|t| (t.start, t.task));
+        // How many run just after each start, in start order. A task started at the moment
+        // another finishes does not overlap it.
+        let mut finishes: Vec<u64> = runs.iter().map(|t| t.finish).collect();
+        finishes.sort_unstable();
+        let running: Vec<usize> = (runs.iter().enumerate())
+            .map(|(i, t)| runs[..=i].len() - finishes.partition_point(|&f| f <= t.start))
+            .collect();
+        let mut out = vec![1; n];
+        for (i, task) in runs.iter().enumerate() {
+            // Concurrency only rises at a start: the peak over the run is at one of the
+            // starts inside it, its own included.
+            let inside = runs[i..].partition_point(|t| t.start < task.finish);
+            out[task.task] = running[i..i + inside].iter().copied().max().unwrap_or(1);
+        }
+        out
+    }
+}
+
 /// Which ready task a free worker takes next, in [`TaskGraph::schedule_with`]. Ties always
 /// go to the lowest task id, so every rule is deterministic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -356,6 +382,23 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn overlap_is_the_peak_of_running_tasks((g, costs) in dag(), workers in 1usize..5) {
+            let s = g.schedule(&costs, workers).unwrap();
+            let overlap = s.overlap();
+            for t in &s.tasks {
+                // Concurrency is constant between starts: sample every start inside the run.
+                let peak = (s.tasks.iter().filter(|u| u.start >= t.start && u.start < t.finish))
+                    .map(|u| s.tasks.iter().filter(|v| v.start <= u.start && u.start < v.finish).count())
+                    .max()
+                    .unwrap_or(1);
+                prop_assert_eq!(overlap[t.task], peak);
+                prop_assert!(overlap[t.task] <= workers);
+            }
+        }
+    }
+
     #[test]
     fn too_few_costs_are_an_error() {
         let mut g = TaskGraph::new();
@@ -454,6 +497,15 @@ mod more_tests {
         assert_eq!(order(&s), [1, 0, 2, 3, 4, 5]);
         assert_eq!(s.makespan, 9);
         assert_eq!(s.lower_bound, 9);
+    }
+
+    #[test]
+    fn overlap_counts_the_tasks_running_beside_each() {
+        // t0 (cost 10) and t1 (cost 4) start together; t2 follows t1 on its worker; t3, after
+        // all three, runs alone; t4 costs nothing.
+        let g = graph(5, &[(1, 2), (0, 3), (2, 3)]);
+        let s = g.schedule(&[10, 4, 4, 5, 0], 2).unwrap();
+        assert_eq!(s.overlap(), [2, 2, 2, 1, 1]);
     }
 
     #[test]
