@@ -187,6 +187,12 @@ impl Pipeline {
             Some(wait) => Some(crate::run::lock_store(&store, wait).await?),
             None => None,
         };
+        // Each stage's time, for `RUST_LOG=dfpipe_engine=debug`.
+        let mut clock = std::time::Instant::now();
+        let mut lap = |stage: &str| {
+            tracing::debug!(stage, ms = clock.elapsed().as_millis() as u64, "planning stage done");
+            clock = std::time::Instant::now();
+        };
         // Register sources and contracts; the environment is what information_schema says
         // before any view is registered.
         self.check_reachable()?;
@@ -204,15 +210,20 @@ impl Pipeline {
         let last_run = store.latest_run()?;
         let last_run_id = last_run.as_ref().map(|r| r.run_id.clone());
         let environment = Environment::snapshot(&ctx).await?;
+        lap("register sources and contracts");
         // Plan each view once, in dependency order; capture; fingerprint.
         let logical = plan_views(&ctx, &registry, &self.spec, &outputs, &self.spec_file()).await?;
+        lap("plan views");
         // A shared view is computed in this process's memory, which workers cannot read.
         if self.cluster.is_none() {
             share_all(&ctx, &logical, &shared_views(&logical)?).await?;
+            lap("share");
         }
         let mut captured = capture_all(&ctx, &registry, &logical, &self.spec.profile, options.explain_verbose).await?;
+        lap("capture");
         let fingerprints = fingerprint_all(&logical, &mut captured, &self.spec.profile, &environment, sources);
         dfpipe_contract::register(&ctx, &self.contracts_on_views()).await?;
+        lap("fingerprint");
         // The DAG from lineage alone; then what runs, and what each view costs.
         let mut views = planned_views(logical, captured, fingerprints, last_run.as_ref());
         if let Some(cluster) = &self.cluster {
@@ -226,6 +237,7 @@ impl Pipeline {
             view.reads_outputs = reads;
         }
         decide_all(&mut views, &graph, &selectors, &outputs, options.full, self.cluster.is_some()).await?;
+        lap("DAG, decide, cost");
         let mut planned = Planned::new(self.spec.clone(), outputs, ctx, store, views, graph, options, environment);
         planned.cluster.clone_from(&self.cluster);
         planned.lock = lock;
