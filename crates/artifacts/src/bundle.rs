@@ -44,6 +44,9 @@ pub struct CaptureOptions {
     /// Record the plan after every logical and physical optimizer rule that changed it
     /// (`explain_verbose`).
     pub explain_verbose: bool,
+    /// Unparse the plan to SQL into the bundle (see [`unparse`]): for a view whose only SQL
+    /// is its plan, such as one built by a Rust template. A view written in SQL has its file.
+    pub unparse: bool,
 }
 
 /// Everything one planning of a view produced, and, once it ran, what its execution measured.
@@ -82,7 +85,8 @@ pub struct PlanBundle {
     /// The result of consuming the Substrait bytes back, when asked for.
     #[serde(default)]
     pub substrait_validation: Option<Validation>,
-    /// The unoptimized plan unparsed to SQL, and whether that SQL plans again.
+    /// The unoptimized plan unparsed to SQL, and whether that SQL plans again: captured
+    /// with [`CaptureOptions::unparse`] only.
     #[serde(default)]
     pub sql: Option<Unparsed>,
     /// What went into the fingerprint, and the hash of each ingredient.
@@ -260,7 +264,7 @@ pub async fn capture(
         substrait,
         substrait_fallback,
         substrait_validation,
-        sql: Some(unparse(logical, state).await),
+        sql: if options.unparse { Some(unparse(logical, state).await) } else { None },
         fingerprint: FingerprintRecord::default(),
         metrics: Vec::new(),
     };
@@ -465,8 +469,9 @@ async fn validate(plan: &Plan, optimized: &LogicalPlan, state: &SessionState) ->
     }
 }
 
-/// Unparses `plan` to SQL and plans that SQL again.
-async fn unparse(plan: &LogicalPlan, state: &SessionState) -> Unparsed {
+/// Unparses `plan` (a view's unoptimized plan) to SQL, and plans that SQL again in `state`
+/// to say whether it means something to DataFusion.
+pub async fn unparse(plan: &LogicalPlan, state: &SessionState) -> Unparsed {
     let sql = match Unparser::new(&DefaultQuoting).plan_to_sql(plan) {
         Ok(statement) => statement.to_string(),
         Err(e) => return Unparsed { sql: None, error: Some(e.strip_backtrace()) },

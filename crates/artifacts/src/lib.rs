@@ -22,7 +22,7 @@ mod store;
 
 pub use bundle::{
     CaptureOptions, Captured, Column, FingerprintRecord, PlanBundle, RuleDelta, SubstraitMode, Unparsed, Validation,
-    capture,
+    capture, unparse,
 };
 pub use diff::{
     Category, ChangedColumn, ChangedSetting, Diff, EnvironmentDiff, Retyped, SchemaChange, ViewChange, ViewDiff,

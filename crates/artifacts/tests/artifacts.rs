@@ -41,7 +41,7 @@ fn context() -> SessionContext {
 }
 
 const ALL: CaptureOptions =
-    CaptureOptions { substrait: SubstraitMode::Strict, validate_substrait: true, explain_verbose: true };
+    CaptureOptions { substrait: SubstraitMode::Strict, validate_substrait: true, explain_verbose: true, unparse: true };
 
 async fn bundle_of(ctx: &SessionContext, view: &str, sql: &str, options: CaptureOptions) -> PlanBundle {
     let plan = ctx.state().create_logical_plan(sql).await.unwrap();

@@ -92,8 +92,12 @@ fn seeds() -> Vec<(Kind, Vec<u8>)> {
     ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![vec![]]).unwrap())).unwrap();
     let bundle = runtime.block_on(async {
         let plan = ctx.state().create_logical_plan("SELECT b, count(a) AS n FROM t WHERE a > 1 GROUP BY b").await?;
-        let options =
-            CaptureOptions { substrait: SubstraitMode::Strict, validate_substrait: true, explain_verbose: true };
+        let options = CaptureOptions {
+            substrait: SubstraitMode::Strict,
+            validate_substrait: true,
+            explain_verbose: true,
+            unparse: true,
+        };
         Ok::<_, Box<dyn std::error::Error>>(capture("v", &plan, &ctx.state(), options).await?.bundle)
     });
     let bundle = bundle.unwrap();

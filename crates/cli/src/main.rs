@@ -407,13 +407,12 @@ async fn execute(command: Command) -> Result<ExitCode, EngineError> {
                         hex
                     }),
                 },
-                ExplainFormat::Sql => match &bundle.sql {
-                    Some(unparsed) => match (&unparsed.sql, &unparsed.error) {
-                        (Some(sql), None) => sql.clone(),
-                        (Some(sql), Some(error)) => format!("{sql}\n-- {error}"),
-                        (None, error) => format!("-- cannot unparse: {}", error.as_deref().unwrap_or("unknown")),
-                    },
-                    None => "-- not captured".to_owned(),
+                ExplainFormat::Sql => match planned.unparsed(&view).await.unwrap_or_default() {
+                    dfpipe_engine::Unparsed { sql: Some(sql), error: None } => sql,
+                    dfpipe_engine::Unparsed { sql: Some(sql), error: Some(error) } => format!("{sql}\n-- {error}"),
+                    dfpipe_engine::Unparsed { sql: None, error } => {
+                        format!("-- cannot unparse: {}", error.as_deref().unwrap_or("unknown"))
+                    }
                 },
                 ExplainFormat::Bundle => serde_json::to_string_pretty(bundle).unwrap_or_default(),
                 ExplainFormat::Write => match planned.last_write(&view)? {

@@ -4,7 +4,7 @@
 
 use datafusion::prelude::SessionContext;
 use dfpipe_artifacts::{ArtifactError, CaptureOptions, Captured, capture};
-use dfpipe_views::{ViewRegistry, plan_alone};
+use dfpipe_views::{ViewRegistry, ViewSource, plan_alone};
 
 use crate::spec::{Materialize, Profile};
 use crate::views::LogicalView;
@@ -27,6 +27,8 @@ pub(crate) async fn capture_all(
                 substrait: view.spec.substrait.unwrap_or(profile.substrait),
                 validate_substrait: profile.validate_substrait,
                 explain_verbose: profile.explain_verbose || explain_verbose,
+                // A SQL view's SQL is its file; a template's is its plan unparsed.
+                unparse: matches!(registry.get(&view.name), Some(ViewSource::Template { .. })),
             };
             // A lazy view runs only inside its readers: planned alone, its plan stops at the
             // lazy views it reads, which the readers plan.

@@ -39,7 +39,9 @@ pub use spec::{
 pub use dfpipe_cluster::{Cluster, ClusterError};
 pub use dfpipe_storage::{Provider, StoreOptions, StorePrefix};
 
-pub use dfpipe_artifacts::{Category, Diff, Environment, PlanBundle, RunStatus, ViewChange, ViewDiff, ViewStatus};
+pub use dfpipe_artifacts::{
+    Category, Diff, Environment, PlanBundle, RunStatus, Unparsed, ViewChange, ViewDiff, ViewStatus,
+};
 pub use dfpipe_contract::{CheckReport, ConstraintKind};
 pub use dfpipe_plan_walk::{ColumnLineage, Inspected, Kind, Lineage, Role, Source};
 pub use dfpipe_scheduler::{CancelToken, CostSource};

@@ -313,6 +313,7 @@ fn planned_views(
                 spec: view.spec,
                 write: view.write,
                 bundle: captured.bundle,
+                logical: view.plan,
                 optimized: captured.optimized,
                 physical: captured.physical,
                 fingerprint,

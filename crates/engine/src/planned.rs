@@ -26,6 +26,8 @@ pub(crate) struct PlannedView {
     /// How it is written, when it is materialized.
     pub(crate) write: Option<WriteSpec>,
     pub(crate) bundle: PlanBundle,
+    /// The plan as the view's SQL or template says it, before optimizing.
+    pub(crate) logical: LogicalPlan,
     /// The optimized plan: what the physical plan was built from.
     pub(crate) optimized: LogicalPlan,
     pub(crate) physical: Arc<dyn ExecutionPlan>,
@@ -119,6 +121,17 @@ impl Planned {
     /// The bundle captured for `view`.
     pub fn bundle(&self, view: &str) -> Option<&PlanBundle> {
         self.views.iter().find(|v| v.name == view).map(|v| &v.bundle)
+    }
+
+    /// `view`'s plan unparsed to SQL, and whether that SQL plans again: captured for a
+    /// template, unparsed now for a view written in SQL (whose SQL is its file). `None` for
+    /// an unknown view.
+    pub async fn unparsed(&self, view: &str) -> Option<dfpipe_artifacts::Unparsed> {
+        let planned = self.views.iter().find(|v| v.name == view)?;
+        match &planned.bundle.sql {
+            Some(unparsed) => Some(unparsed.clone()),
+            None => Some(dfpipe_artifacts::unparse(&planned.logical, &self.ctx.state()).await),
+        }
     }
 
     /// The session every view was planned in.
