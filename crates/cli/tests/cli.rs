@@ -32,6 +32,15 @@ fn run_then_plan_through_the_binary() {
     pipeline(dir.path());
     let path = dir.path().to_str().unwrap();
 
+    // Two views at a time share the profile's 2 partitions; one at a time, each has both.
+    let shared = String::from_utf8(dfpipe(&["plan", path, "--workers", "2"]).stdout).unwrap();
+    assert!(shared.contains("partitions: 1 for"), "{shared}");
+    let alone = json(&dfpipe(&["plan", path, "--workers", "1", "--json"]));
+    let running: Vec<&serde_json::Value> =
+        alone["views"].as_array().unwrap().iter().filter(|v| v["will_run"] == true).collect();
+    assert_eq!(running.len(), 22);
+    assert!(running.iter().all(|v| v["partitions"] == 2), "{alone}");
+
     let run = dfpipe(&["run", path, "--json"]);
     assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
     let run = json(&run);
@@ -48,6 +57,7 @@ fn run_then_plan_through_the_binary() {
     assert_eq!(q01["depends_on"], serde_json::json!(["stg_lineitem"]));
     assert_eq!(q01["reason"], "fingerprint unchanged");
     assert_eq!(q01["cost_source"], "measured");
+    assert!(q01.get("partitions").is_none(), "a view that does not run has no partitions: {q01}");
 
     let lineage = json(&dfpipe(&["lineage", path, "--view", "q06", "--format", "json"]));
     assert_eq!(lineage["views"][0]["depends_on"], serde_json::json!(["stg_lineitem"]));
