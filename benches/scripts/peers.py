@@ -105,6 +105,8 @@ def dbt_project(work: Path, threads: int) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (project / "dbt_project.yml").write_text(
         "name: tpch_demo\nversion: '1.0'\nconfig-version: 2\nprofile: tpch_demo\nmodel-paths: [models]\n"
+        # No usage events: nothing but the work is timed (this machine reaches no tracker).
+        "flags:\n  send_anonymous_usage_stats: false\n"
     )
     (project / "profiles.yml").write_text(
         "tpch_demo:\n  target: bench\n  outputs:\n    bench:\n      type: duckdb\n      path: ':memory:'\n"
@@ -125,7 +127,8 @@ def dbt_project(work: Path, threads: int) -> Path:
         # A relation follows `from`, `join` or a comma of a from list; the same word elsewhere
         # is a column or an alias (q09's `n_name as nation`).
         def relation(word: str, call: str, text: str) -> str:
-            return re.sub(rf"(\b(?:from|join)\s+|,\s*){word}\b", rf"\1{call}", text, flags=re.IGNORECASE)
+            pattern = rf"(\b(?:from|join)\s+|,\s*){re.escape(word)}\b"
+            return re.sub(pattern, lambda m: m[1] + call, text, flags=re.IGNORECASE)
 
         for source in sources:
             sql = relation(source, f"{{{{ source('tpch', '{source}') }}}}", sql)

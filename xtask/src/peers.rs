@@ -1,8 +1,8 @@
-//! `cargo xtask compare --peers`: dfpipe beside DuckDB, Polars and dbt-duckdb (issue 18, goals
-//! P4 and P6).
+//! `cargo xtask compare --peers`: dfpipe beside DuckDB, Polars and dbt-duckdb (issue 18,
+//! goals P4 and P6).
 //!
 //! Installs the peers from PyPI into virtual environments under `target/` when missing
-//! (nothing of them enters the Rust build; dbt has its own, its pins being its own), generates TPC-H data once with the dfpipe binary,
+//! (nothing of them enters the Rust build; dbt has its own, for its own pins), generates TPC-H data once with the dfpipe binary,
 //! lays out the demo and a one-view writer pipeline over it, and hands over to
 //! `benches/scripts/peers.py`, which times every side as a whole process in alternating rounds.
 
@@ -15,9 +15,10 @@ use anyhow::{Context, Result, bail, ensure};
 const DUCKDB: &str = "2.0.1";
 /// The Polars release the peers' environment pins.
 const POLARS: &str = "2.1.0";
-/// dbt-core and dbt-duckdb releases dbt's environment pins, over the same DuckDB. dbt-core
-/// 1.11 and later fetch a parser from GitHub when installed, which this machine cannot reach.
+/// The dbt-core release dbt's environment pins (over the same DuckDB). dbt-core 1.11 and
+/// later fetch a parser from GitHub when installed, which this machine cannot reach.
 const DBT_CORE: &str = "1.10.23";
+/// The dbt-duckdb release dbt's environment pins.
 const DBT_DUCKDB: &str = "1.10.1";
 /// Threads every side gets: dfpipe's `--workers`, DuckDB's `threads`, `POLARS_MAX_THREADS`.
 const THREADS: &str = "2";
@@ -69,8 +70,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Options> {
 
 /// Runs the side-by-side harness for `options` in the workspace at `root`.
 pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
-    let python = peers_python(&root.join("target").join("peers-venv"))?;
-    let dbt = dbt(&root.join("target").join("dbt-venv"))?;
+    let python = venv_python(&root.join("target").join("peers-venv"), &[("duckdb", DUCKDB), ("polars", POLARS)])?;
+    let dbt_pins = [("dbt-core", DBT_CORE), ("dbt-duckdb", DBT_DUCKDB), ("duckdb", DUCKDB)];
+    let dbt = venv_python(&root.join("target").join("dbt-venv"), &dbt_pins)?.with_file_name("dbt");
     let dfpipe = if let Some(path) = &options.dfpipe {
         path.clone()
     } else {
@@ -97,11 +99,14 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// The virtual environment's Python with the pinned peers, installed first when missing.
-fn peers_python(venv: &Path) -> Result<PathBuf> {
+/// The Python of the virtual environment `venv` with the packages `pins` at their versions,
+/// created and installed from PyPI first when missing.
+fn venv_python(venv: &Path, pins: &[(&str, &str)]) -> Result<PathBuf> {
     let python = venv.join("bin").join("python");
+    let wanted: Vec<String> = pins.iter().map(|(package, version)| format!("{package}=={version}")).collect();
+    let (packages, versions): (Vec<&str>, Vec<&str>) = pins.iter().copied().unzip();
     let check = format!(
-        "import sys, duckdb, polars; sys.exit((duckdb.__version__, polars.__version__) != ('{DUCKDB}', '{POLARS}'))"
+        "import sys; from importlib.metadata import version; sys.exit([version(p) for p in {packages:?}] != {versions:?})"
     );
     let ready = || Command::new(&python).args(["-c", &check]).output().is_ok_and(|o| o.status.success());
     if ready() {
@@ -112,38 +117,13 @@ fn peers_python(venv: &Path) -> Result<PathBuf> {
         let venv_arg = venv.to_string_lossy();
         command("python3", &["-m", "venv", &venv_arg]).context("python3 -m venv needs Python 3.11 or later")?;
     }
-    println!("peers: installing duckdb {DUCKDB} and polars {POLARS} from PyPI");
-    let (duckdb, polars) = (format!("duckdb=={DUCKDB}"), format!("polars=={POLARS}"));
+    println!("peers: installing {} from PyPI", wanted.join(", "));
     let python_arg = python.to_string_lossy();
-    command(&python_arg, &["-m", "pip", "install", "--disable-pip-version-check", "--quiet", &duckdb, &polars])?;
-    ensure!(ready(), "{} still cannot import duckdb {DUCKDB} and polars {POLARS}", python.display());
+    let mut args = vec!["-m", "pip", "install", "--disable-pip-version-check", "--quiet"];
+    args.extend(wanted.iter().map(String::as_str));
+    command(&python_arg, &args)?;
+    ensure!(ready(), "{} still lacks {}", python.display(), wanted.join(", "));
     Ok(python)
-}
-
-/// dbt's command in its virtual environment, with the pinned dbt-core, dbt-duckdb and DuckDB,
-/// installed first when missing.
-fn dbt(venv: &Path) -> Result<PathBuf> {
-    let python = venv.join("bin").join("python");
-    let check = format!(
-        "import sys, duckdb; from importlib.metadata import version as v; \
-         sys.exit((v('dbt-core'), v('dbt-duckdb'), duckdb.__version__) != ('{DBT_CORE}', '{DBT_DUCKDB}', '{DUCKDB}'))"
-    );
-    let ready = || Command::new(&python).args(["-c", &check]).output().is_ok_and(|o| o.status.success());
-    if !ready() {
-        if !python.exists() {
-            println!("peers: creating the virtual environment {}", venv.display());
-            let venv_arg = venv.to_string_lossy();
-            command("python3", &["-m", "venv", &venv_arg]).context("python3 -m venv needs Python 3.11 or later")?;
-        }
-        println!("peers: installing dbt-core {DBT_CORE}, dbt-duckdb {DBT_DUCKDB} and duckdb {DUCKDB} from PyPI");
-        let pins = [format!("dbt-core=={DBT_CORE}"), format!("dbt-duckdb=={DBT_DUCKDB}"), format!("duckdb=={DUCKDB}")];
-        let python_arg = python.to_string_lossy();
-        let mut args = vec!["-m", "pip", "install", "--disable-pip-version-check", "--quiet"];
-        args.extend(pins.iter().map(String::as_str));
-        command(&python_arg, &args)?;
-        ensure!(ready(), "{} still cannot import dbt-duckdb {DBT_DUCKDB}", python.display());
-    }
-    Ok(venv.join("bin").join("dbt"))
 }
 
 fn command(program: &str, args: &[&str]) -> Result<()> {

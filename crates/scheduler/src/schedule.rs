@@ -50,9 +50,8 @@ impl Schedule {
         // another finishes does not overlap it.
         let mut finishes: Vec<u64> = runs.iter().map(|t| t.finish).collect();
         finishes.sort_unstable();
-        let running: Vec<usize> = (runs.iter().enumerate())
-            .map(|(i, t)| runs[..=i].len() - finishes.partition_point(|&f| f <= t.start))
-            .collect();
+        let running: Vec<usize> =
+            (runs.iter().enumerate()).map(|(i, t)| i + 1 - finishes.partition_point(|&f| f <= t.start)).collect();
         let mut out = vec![1; n];
         for (i, task) in runs.iter().enumerate() {
             // Concurrency only rises at a start: the peak over the run is at one of the
@@ -385,6 +384,8 @@ mod tests {
     proptest! {
         #[test]
         fn overlap_is_the_peak_of_running_tasks((g, costs) in dag(), workers in 1usize..5) {
+            // Some tasks cost nothing, as lazy and skipped views do.
+            let costs: Vec<u64> = costs.iter().map(|&c| if c % 5 == 0 { 0 } else { c }).collect();
             let s = g.schedule(&costs, workers).unwrap();
             let overlap = s.overlap();
             for t in &s.tasks {
