@@ -145,17 +145,18 @@ impl Planned {
     }
 
     /// The partitions each view's plan runs with, indexed like the tasks: the session's
-    /// `target_partitions` divided among the views `schedule` runs beside it, at least 1,
-    /// so that views running side by side share the cores rather than oversubscribe them,
-    /// and a view running alone has them all. With a cluster every view keeps them all: the
-    /// workers bring their own cores, and stages are cut at repartitions.
+    /// `target_partitions` divided by how many views `schedule` runs on average while it
+    /// runs, rounded, at least 1. Views running side by side share the cores rather than
+    /// oversubscribe them; a view running alone, or beside others for a short part of its
+    /// run, has them all. With a cluster every view keeps them all: the workers bring their
+    /// own cores, and stages are cut at repartitions.
     pub(crate) fn partitions(&self, schedule: &Schedule) -> Vec<usize> {
         let cores = self.ctx.state().config().target_partitions();
-        let overlap = schedule.overlap();
+        let concurrency = schedule.concurrency();
         (0..self.views.len())
-            .map(|id| match &self.cluster {
-                Some(_) => cores,
-                None => (cores / overlap.get(id).copied().unwrap_or(1)).max(1),
+            .map(|id| match (&self.cluster, concurrency.get(id)) {
+                (None, Some(&sharing)) => ((cores as f64 / sharing).round() as usize).clamp(1, cores),
+                _ => cores,
             })
             .collect()
     }

@@ -39,25 +39,33 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// For each task, indexed by [`TaskId`], the most tasks running at once at any moment of
-    /// its run, itself included: how many share the machine with it. A task of cost 0 is
-    /// never running, and shares with no one (1).
-    pub fn overlap(&self) -> Vec<usize> {
+    /// For each task, indexed by [`TaskId`], how many tasks run on average during its run,
+    /// itself included: how many share the machine with it, weighted by how long. A task of
+    /// cost 0 is never running, and shares with no one (1).
+    pub fn concurrency(&self) -> Vec<f64> {
         let n = self.tasks.iter().map(|t| t.task + 1).max().unwrap_or(0);
-        let mut runs: Vec<&ScheduledTask> = self.tasks.iter().filter(|t| t.finish > t.start).collect();
-        runs.sort_by_key(|t| (t.start, t.task));
-        // How many run just after each start, in start order. A task started at the moment
-        // another finishes does not overlap it.
-        let mut finishes: Vec<u64> = runs.iter().map(|t| t.finish).collect();
-        finishes.sort_unstable();
-        let running: Vec<usize> =
-            (runs.iter().enumerate()).map(|(i, t)| i + 1 - finishes.partition_point(|&f| f <= t.start)).collect();
-        let mut out = vec![1; n];
-        for (i, task) in runs.iter().enumerate() {
-            // Concurrency only rises at a start: the peak over the run is at one of the
-            // starts inside it, its own included.
-            let inside = runs[i..].partition_point(|t| t.start < task.finish);
-            out[task.task] = running[i..i + inside].iter().copied().max().unwrap_or(1);
+        let runs: Vec<&ScheduledTask> = self.tasks.iter().filter(|t| t.finish > t.start).collect();
+        // How many run changes only at starts and finishes.
+        let mut times: Vec<u64> = runs.iter().flat_map(|t| [t.start, t.finish]).collect();
+        times.sort_unstable();
+        times.dedup();
+        let at = |time: u64| times.partition_point(|&t| t < time);
+        let mut change = vec![0i64; times.len()];
+        for run in &runs {
+            change[at(run.start)] += 1;
+            change[at(run.finish)] -= 1;
+        }
+        // `area[k]`: the number running, integrated from the first time to `times[k]`.
+        let mut area = vec![0u128; times.len()];
+        let mut running = 0i64;
+        for k in 1..times.len() {
+            running += change[k - 1];
+            area[k] = area[k - 1] + u128::from(running.unsigned_abs()) * u128::from(times[k] - times[k - 1]);
+        }
+        let mut out = vec![1.0; n];
+        for run in &runs {
+            let shared = area[at(run.finish)] - area[at(run.start)];
+            out[run.task] = shared as f64 / (run.finish - run.start) as f64;
         }
         out
     }
@@ -383,19 +391,22 @@ mod tests {
 
     proptest! {
         #[test]
-        fn overlap_is_the_peak_of_running_tasks((g, costs) in dag(), workers in 1usize..5) {
+        fn concurrency_is_the_mean_of_running_tasks((g, costs) in dag(), workers in 1usize..5) {
             // Some tasks cost nothing, as lazy and skipped views do.
             let costs: Vec<u64> = costs.iter().map(|&c| if c % 5 == 0 { 0 } else { c }).collect();
             let s = g.schedule(&costs, workers).unwrap();
-            let overlap = s.overlap();
+            let concurrency = s.concurrency();
             for t in &s.tasks {
-                // Concurrency is constant between starts: sample every start inside the run.
-                let peak = (s.tasks.iter().filter(|u| u.start >= t.start && u.start < t.finish))
-                    .map(|u| s.tasks.iter().filter(|v| v.start <= u.start && u.start < v.finish).count())
-                    .max()
-                    .unwrap_or(1);
-                prop_assert_eq!(overlap[t.task], peak);
-                prop_assert!(overlap[t.task] <= workers);
+                let expected = if t.finish == t.start {
+                    1.0
+                } else {
+                    let shared: u64 = (s.tasks.iter())
+                        .map(|u| u.finish.min(t.finish).saturating_sub(u.start.max(t.start)))
+                        .sum();
+                    shared as f64 / (t.finish - t.start) as f64
+                };
+                prop_assert!((concurrency[t.task] - expected).abs() < 1e-9, "{}: {} != {expected}", t.task, concurrency[t.task]);
+                prop_assert!(concurrency[t.task] >= 1.0 - 1e-9 && concurrency[t.task] <= workers as f64 + 1e-9);
             }
         }
     }
@@ -501,12 +512,15 @@ mod more_tests {
     }
 
     #[test]
-    fn overlap_counts_the_tasks_running_beside_each() {
-        // t0 (cost 10) and t1 (cost 4) start together; t2 follows t1 on its worker; t3, after
-        // all three, runs alone; t4 costs nothing.
+    fn concurrency_weighs_the_tasks_running_beside_each_by_time() {
+        // t0 (cost 10) and t1 (cost 4) start together; t2 follows t1 on its worker, and t0
+        // runs its last 2 units alone; t3, after all three, runs alone; t4 costs nothing.
         let g = graph(5, &[(1, 2), (0, 3), (2, 3)]);
         let s = g.schedule(&[10, 4, 4, 5, 0], 2).unwrap();
-        assert_eq!(s.overlap(), [2, 2, 2, 1, 1]);
+        assert_eq!(s.concurrency(), [1.8, 2.0, 2.0, 1.0, 1.0]);
+        // A long task beside a short one shares the machine for a hundredth of its run.
+        let s = graph(2, &[]).schedule(&[100, 1], 2).unwrap();
+        assert_eq!(s.concurrency(), [1.01, 2.0]);
     }
 
     #[test]
