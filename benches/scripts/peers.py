@@ -121,15 +121,16 @@ def dbt_project(work: Path, threads: int) -> Path:
     (models / "sources.yml").write_text(f"version: 2\nsources:\n  - name: tpch\n    tables:\n{tables}")
     views = sorted(p.stem for p in (pipeline / "views").glob("*.sql"))
     materialized = {n for n, v in spec.get("views", {}).items() if v.get("materialize") == "parquet"}
+
+    # A relation follows `from`, `join` or a comma of a from list; the same word elsewhere is
+    # a column or an alias (q09's `n_name as nation`).
+    def relation(word: str, call: str, text: str) -> str:
+        pattern = rf"(\b(?:from|join)\s+|,\s*){re.escape(word)}\b"
+        return re.sub(pattern, lambda m: m[1] + call, text, flags=re.IGNORECASE)
+
     for name in views:
         # Comments go: dbt renders Jinja inside them too.
         sql = "\n".join(line for line in view_sql(pipeline, name).splitlines() if not line.lstrip().startswith("--"))
-        # A relation follows `from`, `join` or a comma of a from list; the same word elsewhere
-        # is a column or an alias (q09's `n_name as nation`).
-        def relation(word: str, call: str, text: str) -> str:
-            pattern = rf"(\b(?:from|join)\s+|,\s*){re.escape(word)}\b"
-            return re.sub(pattern, lambda m: m[1] + call, text, flags=re.IGNORECASE)
-
         for source in sources:
             sql = relation(source, f"{{{{ source('tpch', '{source}') }}}}", sql)
         for view in views:

@@ -223,7 +223,7 @@ impl Pipeline {
         lap("capture");
         let fingerprints = fingerprint_all(&logical, &mut captured, &self.spec.profile, &environment, sources);
         dfpipe_contract::register(&ctx, &self.contracts_on_views()).await?;
-        lap("fingerprint");
+        lap("fingerprint, contracts on views");
         // The DAG from lineage alone; then what runs, and what each view costs.
         let mut views = planned_views(logical, captured, fingerprints, last_run.as_ref());
         if let Some(cluster) = &self.cluster {
@@ -237,7 +237,7 @@ impl Pipeline {
             view.reads_outputs = reads;
         }
         decide_all(&mut views, &graph, &selectors, &outputs, options.full, self.cluster.is_some()).await?;
-        lap("DAG, decide, cost");
+        lap("distribute, DAG, decide, cost");
         let mut planned = Planned::new(self.spec.clone(), outputs, ctx, store, views, graph, options, environment);
         planned.cluster.clone_from(&self.cluster);
         planned.lock = lock;
