@@ -2,9 +2,10 @@
 //! goals P4 and P6).
 //!
 //! Installs the peers from PyPI into virtual environments under `target/` when missing
-//! (nothing of them enters the Rust build; dbt has its own, for its own pins), generates TPC-H data once with the dfpipe binary,
-//! lays out the demo and a one-view writer pipeline over it, and hands over to
-//! `benches/scripts/peers.py`, which times every side as a whole process in alternating rounds.
+//! (nothing of them enters the Rust build; dbt has its own, for its own pins), generates
+//! TPC-H data once with the dfpipe binary, lays out the demo and a one-view writer pipeline
+//! over it, and hands over to `benches/scripts/peers.py`, which times every side as a whole
+//! process in alternating rounds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
