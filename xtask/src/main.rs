@@ -124,7 +124,7 @@ fn fuzz(root: &Path, args: &[String]) -> Result<()> {
         rounds += 1;
         println!("fuzz: round {rounds}, {cases} inputs per strategy");
         let cases = cases.to_string();
-        cargo(root, &["test", "--workspace", "--test", "fuzz", "--", "fuzz_"], &[("DFPIPE_FUZZ_CASES", &cases)])?;
+        cargo(root, &["test", "--workspace", "--tests", "--", "fuzz_"], &[("DFPIPE_FUZZ_CASES", &cases)])?;
     }
     println!("fuzz: {rounds} round(s) in {}s, no panic", started.elapsed().as_secs());
     Ok(())

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../views/tests/common/edits.rs"]
+#[path = "../../views/tests/views/common/edits.rs"]
 mod edits;
 use edits::Edit;
 

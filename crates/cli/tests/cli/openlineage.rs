@@ -13,6 +13,8 @@ use dfpipe_openlineage::model::event::RunEventType;
 use dfpipe_openlineage::model::facets::TransformationType;
 use serde_json::Value;
 
+use crate::support::{json, stderr};
+
 fn dfpipe(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dfpipe"));
     command.args(args).env_remove("OPENLINEAGE_API_KEY");
@@ -20,15 +22,6 @@ fn dfpipe(args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env(key, value);
     }
     command.output().expect("running dfpipe")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
 }
 
 /// Every line of `text` as an OpenLineage event of the typed model.

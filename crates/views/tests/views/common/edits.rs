@@ -1,5 +1,5 @@
 //! Edits of a sequence (the lines of a `dfpipe.toml`, the tokens of a query), for the
-//! fuzzers of `crates/views/tests/fuzz.rs` and `crates/engine/tests/fuzz.rs` (which includes
+//! fuzzers of `crates/views/tests/views/fuzz.rs` and `crates/engine/tests/fuzz.rs` (which includes
 //! this file by path).
 
 use proptest::prelude::*;

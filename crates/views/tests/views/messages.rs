@@ -6,11 +6,9 @@
 //!
 //! Regenerate with `cargo xtask golden`, then review `git diff golden/`.
 
-mod common;
-
 use std::path::Path;
 
-use common::failing_context;
+use crate::common::failing_context;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::DataFusionError;
 use datafusion::sql::sqlparser::parser::ParserError;

@@ -19,7 +19,8 @@ use dfpipe_artifacts::{
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+use crate::FIXTURES;
+
 const RUN_ID: &str = "00000000000000000009";
 const FINGERPRINT: &str = "0123456789abcdef0123456789abcdef";
 

@@ -1,8 +1,6 @@
 //! Parameters through the public API: scalars of each type, lists of 0, 1 and 10,000
 //! elements under the three list strategies, and missing, unused and mistyped values.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 

@@ -12,10 +12,7 @@ use dfpipe_views::SqlView;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "common/edits.rs"]
-mod edits;
-use edits::Edit;
+use crate::common::edits::{self, Edit};
 
 /// The TPC-H tables, each also under its demo staging view's name, empty.
 const SCHEMA: &[(&str, &str)] = &[

@@ -4,28 +4,14 @@
 //! no worker; a worker killed mid-run fails the views it served and keeps their previous
 //! outputs, and the next run completes on the other; bad clusters are refused with exit 2.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Worker, rows};
 
-fn dfpipe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dfpipe")).args(args).output().expect("running dfpipe")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&output.stdout), stderr(output)))
-}
+use crate::support::{Worker, dfpipe, json, rows, stderr};
 
 /// The demo laid out under `dir` at scale factor 0.01, as a pipeline directory of its own,
 /// with datafusion-distributed told to cut even its small scans into a task per worker.

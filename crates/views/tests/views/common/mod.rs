@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod edits;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,9 +1,9 @@
-//! What the tests that drive `dfpipe` processes share: cluster workers, and the rows of
-//! committed outputs.
+//! What the tests of the `dfpipe` binary share: running it, reading what it printed, cluster
+//! workers, and the rows of committed outputs.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -70,4 +70,20 @@ pub(crate) fn rows(dir: &Path) -> Vec<String> {
     }
     rows.sort();
     rows
+}
+
+/// Runs `dfpipe` with `args` and the environment of the test.
+pub(crate) fn dfpipe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dfpipe")).args(args).output().expect("running dfpipe")
+}
+
+/// What `output` printed on stderr.
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The JSON document `output` printed on stdout; a panic shows stdout and stderr otherwise.
+pub(crate) fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&output.stdout), stderr(output)))
 }

@@ -2,12 +2,10 @@
 //! compose and stay lazy, typed template parameters, and declared against inferred
 //! dependencies.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::{failing_context, scans};
 use async_trait::async_trait;
-use common::{failing_context, scans};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{JoinType, ScalarValue};
 use datafusion::error::Result;

@@ -18,7 +18,7 @@ use dfpipe_artifacts::{
     collect_metrics, diff_bundles, diff_runs,
 };
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+use crate::FIXTURES;
 
 fn context() -> SessionContext {
     let ctx = SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_information_schema(true));
@@ -152,7 +152,7 @@ async fn fingerprint_of_a_fixed_view() {
 fn a_fingerprint_is_the_same_in_another_process() {
     let run = || {
         let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "fingerprint_of_a_fixed_view", "--nocapture", "--test-threads", "1"])
+            .args(["--exact", "bundles::fingerprint_of_a_fixed_view", "--nocapture", "--test-threads", "1"])
             .env("DFPIPE_PRINT_FINGERPRINT", "1")
             .output()
             .unwrap();

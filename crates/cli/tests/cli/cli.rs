@@ -3,14 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn dfpipe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dfpipe")).args(args).output().expect("running dfpipe")
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
-}
+use crate::support::{dfpipe, json};
 
 /// The demo pipeline of `examples/tpch` in `dir`, with data at scale factor 0.001.
 fn pipeline(dir: &Path) {

@@ -1,11 +1,9 @@
 //! SQL views through the public API: the safe SQL policy on every entry point, laziness,
 //! error locations, and user filters parsed as expressions.
 
-mod common;
-
 use std::path::Path;
 
-use common::{failing_context, scans};
+use crate::common::{failing_context, scans};
 use datafusion::prelude::SessionContext;
 use dfpipe_views::{SqlView, ViewError, ViewRegistry, filter, parse_filter, register_lazy};
 
