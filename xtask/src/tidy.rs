@@ -1,5 +1,6 @@
 //! Tidy checks: the crate layering of PRODUCT.md, `//!` headers, no should_panic attributes, no
-//! SQL built with `format!` in library code, and one build for both README commands.
+//! SQL built with `format!` in library code, one build for both README commands, and one
+//! integration-test binary per package.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<String>> {
     let architecture = root.join("ARCHITECTURE.md");
     let text = std::fs::read_to_string(&architecture).with_context(|| format!("reading {}", architecture.display()))?;
     problems.extend(diagram(&metadata, &text));
+    problems.extend(test_binaries(&metadata));
     problems.extend(sources(root)?);
     problems.extend(one_build(root)?);
     Ok(problems)
@@ -240,6 +242,32 @@ pub(crate) fn layering(metadata: &Value) -> Vec<String> {
     problems
 }
 
+/// Checks that each package has at most one integration-test binary: every test binary links
+/// DataFusion, and `cargo test` runs binaries one after another but a binary's tests side by
+/// side. More test files are modules of `tests/<name>/main.rs`.
+fn test_binaries(metadata: &Value) -> Vec<String> {
+    let empty = Vec::new();
+    let mut problems = Vec::new();
+    for package in metadata["packages"].as_array().unwrap_or(&empty) {
+        let tests: Vec<&str> = package["targets"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "test")))
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        if tests.len() > 1 {
+            problems.push(format!(
+                "package `{}` has {} integration-test binaries ({}); make them modules of one `tests/<name>/main.rs`",
+                package["name"].as_str().unwrap_or_default(),
+                tests.len(),
+                tests.join(", ")
+            ));
+        }
+    }
+    problems
+}
+
 /// Checks every Rust source file: a `//!` header, and no should_panic attributes.
 fn sources(root: &Path) -> Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -417,6 +445,18 @@ mod tests {
         // The line is reported.
         let file = "//! A module.\n\nfn f() -> String {\n    format!(\"SELECT a FROM {t}\")\n}\n";
         assert_eq!(sql_in_format(file), [(4, "SELECT a FROM {t}".to_owned())]);
+    }
+
+    #[test]
+    fn a_second_test_binary_is_caught() {
+        let mut metadata = workspace_metadata();
+        assert!(test_binaries(&metadata).is_empty());
+        let packages = metadata["packages"].as_array_mut().unwrap();
+        let views = packages.iter_mut().find(|p| p["name"] == "dfpipe-views").unwrap();
+        views["targets"].as_array_mut().unwrap().push(serde_json::json!({"name": "shared", "kind": ["test"]}));
+        let problems = test_binaries(&metadata);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("`dfpipe-views` has 2 integration-test binaries (views, shared)"), "{problems:?}");
     }
 
     #[test]
