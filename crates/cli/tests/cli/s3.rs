@@ -14,6 +14,8 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::support::{Worker, rows};
+
 const ACCESS_KEY: &str = "dfpipe-test-key";
 const SECRET_KEY: &str = "dfpipe-test-secret";
 const BUCKET: &str = "lake";
@@ -430,10 +432,7 @@ fn a_pipeline_on_s3_runs_on_workers_that_build_the_store_themselves() {
     let aws: Vec<String> = std::env::vars().map(|(k, _)| k).filter(|k| k.starts_with("AWS_")).collect();
     let aws: Vec<&str> = aws.iter().map(String::as_str).collect();
     let credentials = [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", SECRET_KEY)];
-    let workers = [
-        crate::support::Worker::start_with(&aws, &credentials),
-        crate::support::Worker::start_with(&aws, &credentials),
-    ];
+    let workers = [Worker::start_with(&aws, &credentials), Worker::start_with(&aws, &credentials)];
     let cluster = format!("{},{}", workers[0].address, workers[1].address);
 
     let out = dfpipe(&["run", lake.path(), "--cluster", &cluster, "--json"]);
@@ -444,16 +443,15 @@ fn a_pipeline_on_s3_runs_on_workers_that_build_the_store_themselves() {
     }
     let views = ["nation_names", "order_totals", "top_customers"];
     let out_dir = lake.server.bucket_dir().join("out");
-    let on_cluster: Vec<Vec<String>> = views.iter().map(|v| crate::support::rows(&out_dir.join(v))).collect();
+    let on_cluster: Vec<Vec<String>> = views.iter().map(|v| rows(&out_dir.join(v))).collect();
     assert!(on_cluster.iter().all(|rows| !rows.is_empty()), "{on_cluster:?}");
     let (_, alone) = lake.run_with(&["--full"], 0);
     assert!(alone.get("cluster").is_none());
-    let on_one_machine: Vec<Vec<String>> = views.iter().map(|v| crate::support::rows(&out_dir.join(v))).collect();
+    let on_one_machine: Vec<Vec<String>> = views.iter().map(|v| rows(&out_dir.join(v))).collect();
     assert_eq!(on_cluster, on_one_machine);
 
     let wrong = [("AWS_ACCESS_KEY_ID", ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", "not-the-secret")];
-    let (bad, good) =
-        (crate::support::Worker::start_with(&aws, &wrong), crate::support::Worker::start_with(&aws, &credentials));
+    let (bad, good) = (Worker::start_with(&aws, &wrong), Worker::start_with(&aws, &credentials));
     let cluster = format!("{},{}", bad.address, good.address);
     let out = dfpipe(&["run", lake.path(), "--full", "--cluster", &cluster, "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
@@ -463,7 +461,7 @@ fn a_pipeline_on_s3_runs_on_workers_that_build_the_store_themselves() {
     assert!(!failed.is_empty(), "{report}");
     assert!(failed.iter().all(|v| v["reason"].as_str().unwrap().contains("lake")), "{report}");
     // What failed kept its output.
-    let after: Vec<Vec<String>> = views.iter().map(|v| crate::support::rows(&out_dir.join(v))).collect();
+    let after: Vec<Vec<String>> = views.iter().map(|v| rows(&out_dir.join(v))).collect();
     assert_eq!(after, on_one_machine);
 }
 
